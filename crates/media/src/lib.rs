@@ -1,0 +1,33 @@
+//! Media processing with libav (through ffmpeg-next), in process.
+//!
+//! * [`limits`] — what an untrusted input may declare; opening it safely
+//!   (no network or file reads from inside a media file).
+//! * [`probe`] — what a source contains ([`SourceInfo`]), checked against
+//!   the limits before anything is decoded.
+//! * [`ladder`] — the configured ABR ladder and the renditions planned for
+//!   one source (never upscaled, even sizes, aspect kept).
+//! * [`pipeline`] — the staged transcode: decode → per-rung scale/encode →
+//!   HLS packaging, threads joined by bounded channels.
+//! * [`codecs`] — RFC 6381 `CODECS` strings.
+//!
+//! All libav work runs on threads this crate spawns; callers in async code
+//! run [`pipeline::transcode`] on a blocking thread.
+
+pub mod codecs;
+mod encode;
+pub mod error;
+pub mod ladder;
+pub mod limits;
+mod package;
+pub mod pipeline;
+pub mod probe;
+
+pub use error::MediaError;
+pub use ladder::{Ladder, RenditionPlan};
+pub use limits::Limits;
+pub use package::{INIT_NAME, PLAYLIST_NAME};
+pub use pipeline::{
+    transcode, PipelineEvent, Plan, Progress, Track, TrackKind, TranscodeOptions,
+    TranscodeReport, AUDIO_TRACK,
+};
+pub use probe::{probe, SourceInfo};
