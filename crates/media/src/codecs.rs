@@ -37,14 +37,22 @@ mod tests {
 
     #[test]
     fn annex_b_sps_high_31() {
-        let extradata = [0, 0, 0, 1, 0x67, 0x64, 0x00, 0x1f, 0xac, 0, 0, 0, 1, 0x68, 0xee];
-        assert_eq!(avc_codecs_string(&extradata).as_deref(), Some("avc1.64001f"));
+        let extradata = [
+            0, 0, 0, 1, 0x67, 0x64, 0x00, 0x1f, 0xac, 0, 0, 0, 1, 0x68, 0xee,
+        ];
+        assert_eq!(
+            avc_codecs_string(&extradata).as_deref(),
+            Some("avc1.64001f")
+        );
     }
 
     #[test]
     fn avcc_record() {
         let extradata = [1, 0x4d, 0x40, 0x1e, 0xff, 0xe1];
-        assert_eq!(avc_codecs_string(&extradata).as_deref(), Some("avc1.4d401e"));
+        assert_eq!(
+            avc_codecs_string(&extradata).as_deref(),
+            Some("avc1.4d401e")
+        );
     }
 
     #[test]

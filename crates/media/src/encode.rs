@@ -1,7 +1,7 @@
 //! Opening libx264 / AAC encoders with checked options.
 
-use ffmpeg_next as ff;
 use ff::codec;
+use ffmpeg_next as ff;
 
 use crate::error::{MediaError, Stage};
 use crate::ladder::RenditionPlan;
@@ -62,7 +62,9 @@ pub fn open_video_encoder(
         &format!("keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0"),
     );
     let opened = open_checked(enc.0, codec, options, "libx264")?;
-    Ok(ff::encoder::video::Encoder(ff::encoder::video::Video(opened)))
+    Ok(ff::encoder::video::Encoder(ff::encoder::video::Video(
+        opened,
+    )))
 }
 
 /// Open the native AAC-LC encoder: stereo, planar float, `sample_rate` Hz,
@@ -85,7 +87,9 @@ pub fn open_audio_encoder(
     enc.set_time_base(ff::Rational::new(1, sample_rate as i32));
     enc.set_flags(codec::Flags::GLOBAL_HEADER);
     let opened = open_checked(enc.0, codec, ff::Dictionary::new(), "aac")?;
-    Ok(ff::encoder::audio::Encoder(ff::encoder::audio::Audio(opened)))
+    Ok(ff::encoder::audio::Encoder(ff::encoder::audio::Audio(
+        opened,
+    )))
 }
 
 /// `avcodec_open2` that fails loudly when an option key was not consumed

@@ -27,7 +27,7 @@ pub use ladder::{Ladder, RenditionPlan};
 pub use limits::Limits;
 pub use package::{INIT_NAME, PLAYLIST_NAME};
 pub use pipeline::{
-    transcode, PipelineEvent, Plan, Progress, Track, TrackKind, TranscodeOptions,
-    TranscodeReport, AUDIO_TRACK,
+    transcode, PipelineEvent, Plan, Progress, Track, TrackKind, TranscodeOptions, TranscodeReport,
+    AUDIO_TRACK,
 };
 pub use probe::{probe, SourceInfo};

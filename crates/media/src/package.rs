@@ -100,7 +100,11 @@ impl TrackMuxer {
     /// Write one encoded packet (timestamps in `from` time base). Returns
     /// `true` when writing it closed a segment, i.e. the track's playlist on
     /// disk just gained an entry.
-    pub fn write(&mut self, mut packet: ff::Packet, from: ff::Rational) -> Result<bool, MediaError> {
+    pub fn write(
+        &mut self,
+        mut packet: ff::Packet,
+        from: ff::Rational,
+    ) -> Result<bool, MediaError> {
         packet.rescale_ts(from, self.time_base);
         packet.set_stream(0);
         packet.set_position(-1);
@@ -115,9 +119,7 @@ impl TrackMuxer {
         // The hls muxer (libavformat hlsenc.c, hls_write_packet) cuts on the
         // first packet that may start a segment (a keyframe for video, any
         // packet for audio) once `pts - start >= hls_time × segments so far`.
-        let cut = self.packets > 1
-            && (!self.is_video || is_key)
-            && rel_s + 1e-6 >= self.next_cut_s;
+        let cut = self.packets > 1 && (!self.is_video || is_key) && rel_s + 1e-6 >= self.next_cut_s;
         if cut {
             while self.next_cut_s <= rel_s + 1e-6 {
                 self.next_cut_s += self.segment_duration_s;

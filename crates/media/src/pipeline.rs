@@ -26,14 +26,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use ffmpeg_next as ff;
 use ff::Rescale;
+use ffmpeg_next as ff;
 use serde::Serialize;
 
 use crate::codecs::{avc_codecs_string, AAC_LC};
-use crate::encode::{
-    extradata, open_audio_encoder, open_video_encoder, VideoEncoderSettings,
-};
+use crate::encode::{extradata, open_audio_encoder, open_video_encoder, VideoEncoderSettings};
 use crate::error::{MediaError, Stage};
 use crate::ladder::{Ladder, RenditionPlan};
 use crate::limits::{open_untrusted, Limits};
@@ -129,7 +127,9 @@ pub enum PipelineEvent {
     Planned(Plan),
     Progress(Progress),
     /// A segment of `track` was closed: its playlist on disk gained an entry.
-    SegmentClosed { track: String },
+    SegmentClosed {
+        track: String,
+    },
 }
 
 /// Figures of a finished transcode.
@@ -203,7 +203,11 @@ pub fn transcode(
     // Common zero: the container's start time, so A/V sync is kept.
     // SAFETY: reading a plain field of an open format context.
     let start_us = unsafe { (*input.as_ptr()).start_time };
-    let start_us = if start_us == ff::ffi::AV_NOPTS_VALUE { 0 } else { start_us };
+    let start_us = if start_us == ff::ffi::AV_NOPTS_VALUE {
+        0
+    } else {
+        start_us
+    };
 
     // Encoders and muxers.
     let settings = VideoEncoderSettings {
@@ -218,9 +222,8 @@ pub fn transcode(
     let mut video_encoders = Vec::new();
     for plan in &plans {
         let enc = open_video_encoder(plan, video_tb, source.video.frame_rate, &settings)?;
-        let codecs = avc_codecs_string(&extradata(enc.as_ref())).ok_or_else(|| {
-            MediaError::Pipeline("libx264 produced no SPS in extradata".into())
-        })?;
+        let codecs = avc_codecs_string(&extradata(enc.as_ref()))
+            .ok_or_else(|| MediaError::Pipeline("libx264 produced no SPS in extradata".into()))?;
         muxers.push(TrackMuxer::create(
             output_dir,
             &plan.name,
@@ -278,7 +281,9 @@ pub fn transcode(
 
     {
         let note_tx = note_tx.clone();
-        handles.push(spawn("package", move || package_stage(muxers, pkt_rx, note_tx))?);
+        handles.push(spawn("package", move || {
+            package_stage(muxers, pkt_rx, note_tx)
+        })?);
     }
     let frame_ticks = (1.0 / source.video.frame_rate.fps() / f64::from(video_tb))
         .round()
@@ -526,7 +531,13 @@ impl DecodeStage {
                 if self.vdec.send_packet(&packet).is_err() {
                     stats.decode_errors += 1;
                 }
-                self.drain_video(&mut decoded, &mut rotate, &mut state, &mut last_pts, &mut stats)?;
+                self.drain_video(
+                    &mut decoded,
+                    &mut rotate,
+                    &mut state,
+                    &mut last_pts,
+                    &mut stats,
+                )?;
             } else if Some(index) == self.audio_index {
                 if let Some(tx) = &self.audio_tx {
                     let owned = std::mem::replace(&mut packet, ff::Packet::empty());
@@ -541,7 +552,13 @@ impl DecodeStage {
         }
         // Drain the decoder and the rotation filter.
         let _ = self.vdec.send_eof();
-        self.drain_video(&mut decoded, &mut rotate, &mut state, &mut last_pts, &mut stats)?;
+        self.drain_video(
+            &mut decoded,
+            &mut rotate,
+            &mut state,
+            &mut last_pts,
+            &mut stats,
+        )?;
         if let Some(filter) = rotate.as_mut() {
             filter.flush()?;
             while let Some(f) = filter.pull()? {
@@ -1052,7 +1069,11 @@ mod tests {
         // 29.97 fps in 1/30000: 1001 ticks a frame, 2 s = 60000 ticks.
         let mut clock = KeyframeClock::new(60_000);
         let frames: Vec<i64> = (0..130).map(|i| 500 + i * 1001).collect();
-        let keys: Vec<i64> = frames.iter().copied().filter(|&p| clock.is_boundary(p)).collect();
+        let keys: Vec<i64> = frames
+            .iter()
+            .copied()
+            .filter(|&p| clock.is_boundary(p))
+            .collect();
         assert_eq!(keys.len(), 3);
         assert_eq!(keys[0], 500);
         assert!(keys[1] - 500 >= 60_000 && keys[1] - 500 < 61_001);

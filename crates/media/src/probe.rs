@@ -179,7 +179,10 @@ pub fn inspect(
     })
 }
 
-fn pick_frame_rate(stream: &ff::format::stream::Stream, limits: &Limits) -> Result<FrameRate, MediaError> {
+fn pick_frame_rate(
+    stream: &ff::format::stream::Stream,
+    limits: &Limits,
+) -> Result<FrameRate, MediaError> {
     let valid = |r: ff::Rational| {
         r.numerator() > 0
             && r.denominator() > 0

@@ -57,7 +57,11 @@ fn bigbuckbunny_ladder_is_aligned_and_complete() {
                 }
             }
             TrackKind::Audio { .. } => {
-                assert!((r.decoded_duration_s - 5.31).abs() < 0.1, "{}", r.decoded_duration_s);
+                assert!(
+                    (r.decoded_duration_s - 5.31).abs() < 0.1,
+                    "{}",
+                    r.decoded_duration_s
+                );
             }
         }
     }
@@ -76,6 +80,10 @@ fn silent_wide_and_ntsc_sources() {
         let r = decode_rendition(&out.path().join(&plan.tracks[0].name)).unwrap();
         assert_eq!(r.decoded_units, frames, "{sample}");
         assert_eq!(r.video_size, Some(size));
-        assert!((r.playlist_duration_s - duration).abs() <= 0.034, "{sample}: {}", r.playlist_duration_s);
+        assert!(
+            (r.playlist_duration_s - duration).abs() <= 0.034,
+            "{sample}: {}",
+            r.playlist_duration_s
+        );
     }
 }

@@ -58,8 +58,8 @@ pub fn decode_rendition(dir: &Path) -> Result<DecodedRendition> {
         let mut bytes = init.clone();
         bytes.extend(std::fs::read(dir.join(&seg.uri)).with_context(|| seg.uri.clone())?);
         std::fs::write(&scratch, &bytes)?;
-        let (start, units, end, size) = decode_file(&scratch)
-            .with_context(|| format!("decode {}", seg.uri))?;
+        let (start, units, end, size) =
+            decode_file(&scratch).with_context(|| format!("decode {}", seg.uri))?;
         out.segment_starts.push(start);
         out.decoded_units += units;
         first_pts.get_or_insert(start.0);
@@ -77,10 +77,7 @@ type Decoded = ((f64, bool), u64, f64, Option<(u32, u32)>);
 
 fn decode_file(path: &Path) -> Result<Decoded> {
     let mut input = ff::format::input(path)?;
-    let stream = input
-        .streams()
-        .next()
-        .ok_or_else(|| anyhow!("no stream"))?;
+    let stream = input.streams().next().ok_or_else(|| anyhow!("no stream"))?;
     let tb = stream.time_base();
     let index = stream.index();
     let ctx = ff::codec::context::Context::from_parameters(stream.parameters())?;

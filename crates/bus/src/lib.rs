@@ -1,0 +1,324 @@
+//! The message bus: NATS subjects, JetStream streams, and protobuf payloads.
+//!
+//! One place knows the names (prefix `P`, upper-cased for stream names):
+//!
+//! | what | subject | stream |
+//! |---|---|---|
+//! | transcode jobs | `P.jobs.transcode` | `P_JOBS` (work queue, dedup by `Nats-Msg-Id` = video id) |
+//! | video events | `P.video.<id>.<kind>` | `P_VIDEO_EVENTS` (limits: 7 days, 1 GiB) |
+//!
+//! `<kind>` is one of `accepted`, `started`, `progress`, `rendition_ready`,
+//! `playable`, `ready`, `failed`; payloads are `streaming.media.v1`
+//! messages ([`TranscodeJob`], [`VideoEvent`]).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use prost::Message;
+
+pub use async_nats;
+pub use stream_proto::media::v1 as media;
+pub use stream_proto::media::v1::{video_event, TranscodeJob, VideoEvent};
+
+/// Bus errors.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("nats connect: {0}")]
+    Connect(String),
+    #[error("jetstream: {0}")]
+    JetStream(String),
+    #[error("decode {what}: {source}")]
+    Decode {
+        what: &'static str,
+        #[source]
+        source: prost::DecodeError,
+    },
+}
+
+fn js_err(e: impl std::fmt::Display) -> BusError {
+    BusError::JetStream(e.to_string())
+}
+
+/// Subject and stream names under one prefix.
+#[derive(Debug, Clone)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Subjects {
+    /// `prefix` must be a valid NATS token (see `stream_runtime::valid_prefix`).
+    pub fn new(prefix: &str) -> Self {
+        Subjects {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    pub fn jobs(&self) -> String {
+        format!("{}.jobs.transcode", self.prefix)
+    }
+
+    pub fn jobs_stream(&self) -> String {
+        format!("{}_JOBS", self.stream_token())
+    }
+
+    pub fn events_stream(&self) -> String {
+        format!("{}_VIDEO_EVENTS", self.stream_token())
+    }
+
+    /// `P.video.<id>.<kind>`
+    pub fn video_event(&self, video_id: &str, kind: &str) -> String {
+        format!("{}.video.{video_id}.{kind}", self.prefix)
+    }
+
+    /// Every event of every video: `P.video.>`.
+    pub fn all_video_events(&self) -> String {
+        format!("{}.video.>", self.prefix)
+    }
+
+    /// Every event of one video: `P.video.<id>.*`.
+    pub fn video_events(&self, video_id: &str) -> String {
+        format!("{}.video.{video_id}.*", self.prefix)
+    }
+
+    fn stream_token(&self) -> String {
+        self.prefix.to_uppercase().replace('-', "_")
+    }
+}
+
+/// The subject token of an event's kind.
+pub fn event_kind(ev: &VideoEvent) -> &'static str {
+    use video_event::Kind;
+    match &ev.kind {
+        Some(Kind::Accepted(_)) => "accepted",
+        Some(Kind::Started(_)) => "started",
+        Some(Kind::Progress(_)) => "progress",
+        Some(Kind::RenditionReady(_)) => "rendition_ready",
+        Some(Kind::Playable(_)) => "playable",
+        Some(Kind::Ready(_)) => "ready",
+        Some(Kind::Failed(_)) => "failed",
+        None => "unknown",
+    }
+}
+
+/// Per-process clock for [`VideoEvent::seq`]: Unix microseconds, bumped so
+/// that two events from this process never share a value.
+pub fn next_seq() -> (u64, i64) {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let micros = now.as_micros() as u64;
+    let mut prev = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = micros.max(prev + 1);
+        match LAST.compare_exchange(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return (next, (next / 1000) as i64),
+            Err(p) => prev = p,
+        }
+    }
+}
+
+/// Build an event with a fresh `seq`/`at_ms`.
+pub fn event(video_id: &str, kind: video_event::Kind) -> VideoEvent {
+    let (seq, at_ms) = next_seq();
+    VideoEvent {
+        video_id: video_id.to_string(),
+        seq,
+        at_ms,
+        kind: Some(kind),
+    }
+}
+
+/// How long a worker may hold a job without a progress ack before JetStream
+/// redelivers it.
+pub const JOB_ACK_WAIT: Duration = Duration::from_secs(60);
+/// Deliveries of one job before it is given up (bounded retries).
+pub const JOB_MAX_DELIVER: i64 = 3;
+/// Dedup window for `Nats-Msg-Id` on the jobs stream.
+pub const JOB_DEDUP_WINDOW: Duration = Duration::from_secs(600);
+/// Jobs the stream holds at most (bounded queue); publishing beyond fails.
+pub const JOB_QUEUE_MAX: i64 = 10_000;
+
+/// A connected bus.
+#[derive(Clone, Debug)]
+pub struct Bus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    subjects: Subjects,
+}
+
+impl Bus {
+    /// Connect and make sure both streams exist.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("stream")
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| BusError::Connect(e.to_string()))?;
+        let bus = Bus {
+            js: jetstream::new(client.clone()),
+            client,
+            subjects: Subjects::new(prefix),
+        };
+        bus.ensure_streams().await?;
+        Ok(bus)
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn subjects(&self) -> &Subjects {
+        &self.subjects
+    }
+
+    async fn ensure_streams(&self) -> Result<(), BusError> {
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: self.subjects.jobs_stream(),
+                subjects: vec![self.subjects.jobs()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                duplicate_window: JOB_DEDUP_WINDOW,
+                max_messages: JOB_QUEUE_MAX,
+                discard: stream::DiscardPolicy::New,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(js_err)?;
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: self.subjects.events_stream(),
+                subjects: vec![self.subjects.all_video_events()],
+                retention: stream::RetentionPolicy::Limits,
+                max_age: Duration::from_secs(7 * 24 * 3600),
+                max_bytes: 1 << 30,
+                discard: stream::DiscardPolicy::Old,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(js_err)?;
+        Ok(())
+    }
+
+    /// Queue a job; a second submission of the same video id inside the
+    /// dedup window is dropped by JetStream.
+    pub async fn submit_job(&self, job: &TranscodeJob) -> Result<(), BusError> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", job.video_id.as_str());
+        self.js
+            .publish_with_headers(
+                self.subjects.jobs(),
+                headers,
+                Bytes::from(job.encode_to_vec()),
+            )
+            .await
+            .map_err(js_err)?
+            .await
+            .map_err(js_err)?;
+        Ok(())
+    }
+
+    /// Publish an event to JetStream and wait for the stream's ack.
+    pub async fn publish_event(&self, ev: &VideoEvent) -> Result<(), BusError> {
+        let subject = self.subjects.video_event(&ev.video_id, event_kind(ev));
+        self.js
+            .publish(subject, Bytes::from(ev.encode_to_vec()))
+            .await
+            .map_err(js_err)?
+            .await
+            .map_err(js_err)?;
+        Ok(())
+    }
+
+    /// The durable pull consumer transcode workers share.
+    pub async fn job_consumer(&self) -> Result<consumer::PullConsumer, BusError> {
+        let stream = self
+            .js
+            .get_stream(self.subjects.jobs_stream())
+            .await
+            .map_err(js_err)?;
+        stream
+            .get_or_create_consumer(
+                "transcoders",
+                consumer::pull::Config {
+                    durable_name: Some("transcoders".into()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: JOB_ACK_WAIT,
+                    max_deliver: JOB_MAX_DELIVER,
+                    max_ack_pending: 64,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(js_err)
+    }
+
+    /// A durable pull consumer over every video event, named `durable`
+    /// (e.g. the catalogue projector).
+    pub async fn events_consumer(&self, durable: &str) -> Result<consumer::PullConsumer, BusError> {
+        let stream = self
+            .js
+            .get_stream(self.subjects.events_stream())
+            .await
+            .map_err(js_err)?;
+        stream
+            .get_or_create_consumer(
+                durable,
+                consumer::pull::Config {
+                    durable_name: Some(durable.into()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    max_deliver: 10,
+                    max_ack_pending: 1024,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(js_err)
+    }
+}
+
+/// Decode a job payload.
+pub fn decode_job(payload: &[u8]) -> Result<TranscodeJob, BusError> {
+    TranscodeJob::decode(payload).map_err(|source| BusError::Decode {
+        what: "TranscodeJob",
+        source,
+    })
+}
+
+/// Decode an event payload.
+pub fn decode_event(payload: &[u8]) -> Result<VideoEvent, BusError> {
+    VideoEvent::decode(payload).map_err(|source| BusError::Decode {
+        what: "VideoEvent",
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let s = Subjects::new("t-abc");
+        assert_eq!(s.jobs(), "t-abc.jobs.transcode");
+        assert_eq!(s.jobs_stream(), "T_ABC_JOBS");
+        assert_eq!(s.video_event("V1", "ready"), "t-abc.video.V1.ready");
+        assert_eq!(s.all_video_events(), "t-abc.video.>");
+    }
+
+    #[test]
+    fn seq_is_strictly_increasing() {
+        let mut last = 0;
+        for _ in 0..1000 {
+            let (s, _) = next_seq();
+            assert!(s > last);
+            last = s;
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! The video catalogue: what the platform knows of each video, in Redis.
+//!
+//! The catalogue is a projection of the ingest events (`streaming.media.v1.
+//! VideoEvent`): [`fold`] is the pure function that applies one event to a
+//! record, and [`Catalog::apply`] stores the result with a compare-and-set
+//! on the record's `seq`, so applying the same events twice, or from two
+//! appliers (the ingest worker directly and the control plane from the
+//! JetStream event stream), converges on the same record; an event older
+//! than the record is skipped.
+//!
+//! Redis keys (prefix `P`):
+//! * `P:video:<id>` — hash `{seq, json}`: the [`VideoRecord`] as JSON and the
+//!   `seq` of the last event applied;
+//! * `P:videos` — sorted set of ids, all with score 0, so `ZREVRANGEBYLEX`
+//!   pages newest first (ULIDs sort by creation time).
+
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use stream_bus::{media, video_event::Kind, VideoEvent};
+
+/// Catalogue errors.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("corrupt record {id}: {source}")]
+    Corrupt {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("concurrent updates to {0} did not settle")]
+    Contended(String),
+}
+
+/// Lifecycle of a video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoStatus {
+    Queued,
+    Processing,
+    Ready,
+    Failed,
+}
+
+/// One rendition of a video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenditionRecord {
+    pub name: String,
+    /// Pixels; 0 for audio.
+    pub width: u32,
+    pub height: u32,
+    /// Peak / average bitrate, bit/s (0 until measured).
+    pub bandwidth_bps: u64,
+    pub average_bandwidth_bps: u64,
+    pub codecs: String,
+    /// Frames per second; 0 for audio.
+    pub frame_rate: f64,
+    /// Media playlist path relative to the video root.
+    pub playlist: String,
+    pub audio: bool,
+    pub ready: bool,
+}
+
+/// What the catalogue holds for one video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoRecord {
+    /// ULID.
+    pub id: String,
+    pub title: String,
+    pub status: VideoStatus,
+    /// 0–100.
+    pub progress_percent: f64,
+    /// Seconds; 0 until known.
+    pub duration_s: f64,
+    pub renditions: Vec<RenditionRecord>,
+    /// Master playlist path relative to the video root, once playable.
+    pub master_playlist: Option<String>,
+    pub error: Option<String>,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// Delivery attempt of the current transcode (1-based; 0 before).
+    pub attempt: u32,
+}
+
+impl VideoRecord {
+    /// Whether the master playlist may be served.
+    pub fn is_playable(&self) -> bool {
+        self.master_playlist.is_some() && self.status != VideoStatus::Failed
+    }
+}
+
+fn rendition(r: &media::Rendition) -> RenditionRecord {
+    RenditionRecord {
+        name: r.name.clone(),
+        width: r.width,
+        height: r.height,
+        bandwidth_bps: r.bandwidth_bps,
+        average_bandwidth_bps: r.average_bandwidth_bps,
+        codecs: r.codecs.clone(),
+        frame_rate: r.frame_rate,
+        playlist: r.playlist.clone(),
+        audio: r.audio,
+        ready: r.ready,
+    }
+}
+
+/// Apply one event to a record (pure). `None` in, `Accepted` or any other
+/// event: a record is created (an event may overtake `Accepted`).
+pub fn fold(record: Option<VideoRecord>, ev: &VideoEvent) -> VideoRecord {
+    let mut r = record.unwrap_or_else(|| VideoRecord {
+        id: ev.video_id.clone(),
+        title: ev.video_id.clone(),
+        status: VideoStatus::Queued,
+        progress_percent: 0.0,
+        duration_s: 0.0,
+        renditions: Vec::new(),
+        master_playlist: None,
+        error: None,
+        created_at_ms: ev.at_ms,
+        updated_at_ms: ev.at_ms,
+        attempt: 0,
+    });
+    r.updated_at_ms = r.updated_at_ms.max(ev.at_ms);
+    match &ev.kind {
+        Some(Kind::Accepted(a)) => {
+            r.title = a.title.clone();
+            r.created_at_ms = r.created_at_ms.min(ev.at_ms);
+        }
+        Some(Kind::Started(s)) => {
+            r.status = VideoStatus::Processing;
+            r.duration_s = s.duration_s;
+            r.renditions = s.renditions.iter().map(rendition).collect();
+            r.attempt = s.attempt;
+            r.progress_percent = 0.0;
+            r.master_playlist = None;
+            r.error = None;
+        }
+        Some(Kind::Progress(p)) => {
+            if r.status == VideoStatus::Queued {
+                r.status = VideoStatus::Processing;
+            }
+            if p.percent.is_finite() {
+                r.progress_percent = p.percent.clamp(0.0, 100.0);
+            }
+        }
+        Some(Kind::RenditionReady(rr)) => {
+            if let Some(new) = rr.rendition.as_ref() {
+                let new = rendition(new);
+                match r.renditions.iter_mut().find(|x| x.name == new.name) {
+                    Some(slot) => *slot = new,
+                    None => r.renditions.push(new),
+                }
+            }
+        }
+        Some(Kind::Playable(p)) => r.master_playlist = Some(p.master_playlist.clone()),
+        Some(Kind::Ready(done)) => {
+            r.status = VideoStatus::Ready;
+            r.progress_percent = 100.0;
+            r.duration_s = done.duration_s;
+            r.renditions = done.renditions.iter().map(rendition).collect();
+            r.master_playlist = Some(done.master_playlist.clone());
+            r.error = None;
+        }
+        Some(Kind::Failed(f)) => {
+            r.status = VideoStatus::Failed;
+            r.error = Some(f.reason.clone());
+            r.master_playlist = None;
+        }
+        None => {}
+    }
+    r
+}
+
+/// Store `json` at `seq` if the stored seq is still `ARGV[1]` ("" = absent).
+/// Returns 1 when written, 0 on a lost race.
+const CAS_SCRIPT: &str = r#"
+local cur = redis.call('HGET', KEYS[1], 'seq')
+if (cur or '') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'json', ARGV[3])
+redis.call('ZADD', KEYS[2], 0, ARGV[4])
+return 1
+"#;
+
+/// Compare-and-set attempts before [`CatalogError::Contended`].
+const MAX_CAS_ATTEMPTS: usize = 8;
+/// Largest page of [`Catalog::list`].
+pub const MAX_PAGE: usize = 100;
+
+/// The catalogue in Redis.
+#[derive(Clone)]
+pub struct Catalog {
+    redis: ConnectionManager,
+    prefix: String,
+    cas: redis::Script,
+}
+
+impl Catalog {
+    /// Connect to `redis_url`; keys are under `prefix:`.
+    pub async fn connect(redis_url: &str, prefix: &str) -> Result<Self, CatalogError> {
+        let client = redis::Client::open(redis_url)?;
+        let redis = ConnectionManager::new(client).await?;
+        Ok(Catalog::with_connection(redis, prefix))
+    }
+
+    /// Use an existing connection manager.
+    pub fn with_connection(redis: ConnectionManager, prefix: &str) -> Self {
+        Catalog {
+            redis,
+            prefix: prefix.to_string(),
+            cas: redis::Script::new(CAS_SCRIPT),
+        }
+    }
+
+    fn video_key(&self, id: &str) -> String {
+        format!("{}:video:{id}", self.prefix)
+    }
+
+    fn index_key(&self) -> String {
+        format!("{}:videos", self.prefix)
+    }
+
+    /// Check the connection (`PING`).
+    pub async fn ping(&self) -> Result<(), CatalogError> {
+        let mut con = self.redis.clone();
+        redis::cmd("PING").query_async::<String>(&mut con).await?;
+        Ok(())
+    }
+
+    async fn read(&self, id: &str) -> Result<Option<(String, VideoRecord)>, CatalogError> {
+        let mut con = self.redis.clone();
+        let (seq, json): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.video_key(id))
+            .arg("seq")
+            .arg("json")
+            .query_async(&mut con)
+            .await?;
+        match (seq, json) {
+            (Some(seq), Some(json)) => {
+                let record =
+                    serde_json::from_str(&json).map_err(|source| CatalogError::Corrupt {
+                        id: id.to_string(),
+                        source,
+                    })?;
+                Ok(Some((seq, record)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Apply an event. Returns `false` when the record already reflects a
+    /// newer (or the same) event.
+    pub async fn apply(&self, ev: &VideoEvent) -> Result<bool, CatalogError> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let current = self.read(&ev.video_id).await?;
+            let (expected, record) = match current {
+                Some((seq, record)) => {
+                    if seq.parse::<u64>().unwrap_or(0) >= ev.seq {
+                        return Ok(false);
+                    }
+                    (seq, Some(record))
+                }
+                None => (String::new(), None),
+            };
+            let next = fold(record, ev);
+            let json = serde_json::to_string(&next).map_err(|source| CatalogError::Corrupt {
+                id: ev.video_id.clone(),
+                source,
+            })?;
+            let mut con = self.redis.clone();
+            let written: i64 = self
+                .cas
+                .key(self.video_key(&ev.video_id))
+                .key(self.index_key())
+                .arg(&expected)
+                .arg(ev.seq.to_string())
+                .arg(json)
+                .arg(&ev.video_id)
+                .invoke_async(&mut con)
+                .await?;
+            if written == 1 {
+                return Ok(true);
+            }
+        }
+        Err(CatalogError::Contended(ev.video_id.clone()))
+    }
+
+    /// One video.
+    pub async fn get(&self, id: &str) -> Result<Option<VideoRecord>, CatalogError> {
+        Ok(self.read(id).await?.map(|(_, r)| r))
+    }
+
+    /// Videos newest first: up to `limit` (clamped to 1..=[`MAX_PAGE`])
+    /// strictly older than `after` (an id from a previous page). Returns the
+    /// page and the id to continue after, if more may follow.
+    pub async fn list(
+        &self,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<VideoRecord>, Option<String>), CatalogError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let max = match after {
+            Some(id) => format!("({id}"),
+            None => "+".to_string(),
+        };
+        let mut con = self.redis.clone();
+        let ids: Vec<String> = redis::cmd("ZREVRANGEBYLEX")
+            .arg(self.index_key())
+            .arg(max)
+            .arg("-")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit + 1)
+            .query_async(&mut con)
+            .await?;
+        let more = ids.len() > limit;
+        let mut out = Vec::with_capacity(limit);
+        for id in ids.iter().take(limit) {
+            if let Some(r) = self.get(id).await? {
+                out.push(r);
+            }
+        }
+        let next = if more {
+            ids.get(limit - 1).cloned()
+        } else {
+            None
+        };
+        Ok((out, next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stream_bus::{event, media};
+
+    fn id() -> String {
+        "01JABCDEFGHJKMNPQRSTVWXYZ0".to_string()
+    }
+
+    #[test]
+    fn fold_walks_the_lifecycle() {
+        let r = fold(
+            None,
+            &event(
+                &id(),
+                Kind::Accepted(media::Accepted {
+                    title: "bunny".into(),
+                    size_bytes: 10,
+                    source: "upload".into(),
+                }),
+            ),
+        );
+        assert_eq!((r.status, r.title.as_str()), (VideoStatus::Queued, "bunny"));
+        let r = fold(
+            Some(r),
+            &event(
+                &id(),
+                Kind::Progress(media::Progress {
+                    percent: 42.0,
+                    ..Default::default()
+                }),
+            ),
+        );
+        assert_eq!(
+            (r.status, r.progress_percent),
+            (VideoStatus::Processing, 42.0)
+        );
+        let r = fold(
+            Some(r),
+            &event(
+                &id(),
+                Kind::Failed(media::Failed {
+                    reason: "truncated".into(),
+                    input_error: true,
+                }),
+            ),
+        );
+        assert_eq!(r.status, VideoStatus::Failed);
+        assert!(!r.is_playable());
+        assert_eq!(r.error.as_deref(), Some("truncated"));
+    }
+
+    #[test]
+    fn nan_progress_is_ignored() {
+        let r = fold(
+            None,
+            &event(
+                &id(),
+                Kind::Progress(media::Progress {
+                    percent: f64::NAN,
+                    ..Default::default()
+                }),
+            ),
+        );
+        assert_eq!(r.progress_percent, 0.0);
+    }
+}

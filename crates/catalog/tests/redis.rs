@@ -1,0 +1,73 @@
+//! Catalogue against the real Redis (`REDIS_URL`), one random prefix a test.
+
+use stream_bus::{event, media, video_event::Kind};
+use stream_catalog::{Catalog, VideoStatus};
+use stream_testkit::{env, unique_prefix};
+
+async fn catalog() -> Catalog {
+    Catalog::connect(&env::redis_url(), &unique_prefix())
+        .await
+        .expect("redis reachable at REDIS_URL")
+}
+
+fn accepted(id: &str, title: &str) -> stream_bus::VideoEvent {
+    event(
+        id,
+        Kind::Accepted(media::Accepted {
+            title: title.into(),
+            size_bytes: 1,
+            source: "upload".into(),
+        }),
+    )
+}
+
+#[tokio::test]
+async fn apply_is_idempotent_and_skips_stale_events() {
+    let c = catalog().await;
+    let id = ulid_like(1);
+    let a = accepted(&id, "first");
+    let progress = event(
+        &id,
+        Kind::Progress(media::Progress {
+            percent: 50.0,
+            ..Default::default()
+        }),
+    );
+    assert!(c.apply(&a).await.unwrap());
+    assert!(c.apply(&progress).await.unwrap());
+    // Replays and the older event are no-ops.
+    assert!(!c.apply(&progress).await.unwrap());
+    assert!(!c.apply(&a).await.unwrap());
+    let r = c.get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (r.status, r.progress_percent),
+        (VideoStatus::Processing, 50.0)
+    );
+    assert!(c.get(&ulid_like(99)).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn list_pages_newest_first_without_overlap() {
+    let c = catalog().await;
+    for i in 0..7 {
+        c.apply(&accepted(&ulid_like(i), &format!("v{i}")))
+            .await
+            .unwrap();
+    }
+    let (page1, next) = c.list(3, None).await.unwrap();
+    let titles: Vec<_> = page1.iter().map(|r| r.title.as_str()).collect();
+    assert_eq!(titles, ["v6", "v5", "v4"]);
+    let (page2, next) = c.list(3, next.as_deref()).await.unwrap();
+    assert_eq!(
+        page2.iter().map(|r| r.title.as_str()).collect::<Vec<_>>(),
+        ["v3", "v2", "v1"]
+    );
+    let (page3, next) = c.list(3, next.as_deref()).await.unwrap();
+    assert_eq!(page3.len(), 1);
+    assert!(next.is_none());
+}
+
+/// Ids that sort in creation order like ULIDs do.
+fn ulid_like(i: u32) -> String {
+    format!("01JAAAAAAAAAAAAAAAAAAAA{i:03}")
+}

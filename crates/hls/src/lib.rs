@@ -1,0 +1,16 @@
+//! HLS (RFC 8216) for the platform: the one crate that writes playlists and
+//! knows the layout of served HLS paths.
+//!
+//! * [`path`] — [`VideoId`] and the typed grammar of `/hls/<video>/...`
+//!   paths; anything else (traversal, odd names) does not parse.
+//! * [`master`] — the multivariant (master) playlist, written with m3u8-rs.
+//! * [`bandwidth`] — peak and average segment bitrates of a media playlist
+//!   (RFC 8216 §4.3.4.2 BANDWIDTH / AVERAGE-BANDWIDTH).
+
+pub mod bandwidth;
+pub mod master;
+pub mod path;
+
+pub use m3u8_rs;
+pub use master::{write_master, AudioRendition, VideoVariant};
+pub use path::{HlsPath, TrackName, VideoId};
