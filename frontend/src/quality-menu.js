@@ -59,6 +59,10 @@ class QualityMenuButton extends MenuButton {
     return `vjs-quality-menu-button ${super.buildCSSClass()}`;
   }
 
+  buildWrapperCSSClass() {
+    return `vjs-quality-menu ${super.buildWrapperCSSClass()}`;
+  }
+
   labelOf_(level) {
     const fn = this.options_.labelFor;
     return (fn && fn(level)) || defaultLabel(level);
