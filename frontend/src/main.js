@@ -11,6 +11,7 @@ const POLL_MS = 1500; // while anything is queued/processing
 const RETRY_MS = 5000; // after an API error
 const PAGE_SIZE = 100;
 const MAX_PAGES = 50;
+const STALL_MS = 12000; // playing but no progress this long: tell the user
 
 const state = {
   videos: [],
@@ -227,8 +228,40 @@ function ensurePlayer() {
     const err = player.error();
     if (err) showError('player-error', `Playback error${err.code ? ` (code ${err.code})` : ''}: ${err.message || 'unknown'}`);
   });
+  watchStalls(player);
   window.__player = player;
   return player;
+}
+
+// VHS retries failing playlist/segment requests without ever raising an
+// error, so a broken stream would spin forever: say so after STALL_MS.
+function watchStalls(p) {
+  let timer = null;
+  let shown = false;
+  const clear = () => {
+    clearTimeout(timer);
+    if (shown) showError('player-error', '');
+    shown = false;
+  };
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (p.paused() || p.error()) return;
+      const v = state.byId.get(state.loadedId);
+      shown = true;
+      showError(
+        'player-error',
+        v && isBusy(v)
+          ? 'Waiting for more of this video to be transcoded…'
+          : 'Playback is stuck: the stream is not loading (media requests failing?).',
+      );
+    }, STALL_MS);
+  };
+  p.on(['loadstart', 'waiting', 'play'], arm);
+  p.on(['timeupdate', 'pause', 'ended', 'error'], () => {
+    if (p.error()) return clearTimeout(timer);
+    clear();
+  });
 }
 
 // Name a quality level after the platform's rendition with its resolution.

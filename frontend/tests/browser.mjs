@@ -63,6 +63,7 @@ async function until(fn, ms, what) {
 }
 
 async function finish(code) {
+  if (code !== 0) await shoot();
   if (browser) {
     await browser.close().catch(() => {});
     browser = null;
@@ -96,6 +97,7 @@ async function main() {
     ],
   });
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  shotPage = page;
   page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
 
@@ -160,7 +162,9 @@ async function main() {
           if (err) throw new Error(`player error ${err.code}: ${err.message}`);
           const t = p.currentTime();
           if (p.paused() && t === 0) p.play()?.catch(() => {});
-          return t > 1.0 ? { t } : { ok: false, why: `currentTime ${t.toFixed(2)}, paused ${p.paused()}` };
+          const banner = document.querySelector('[data-testid="player-error"]');
+          const shown = banner && !banner.hidden ? `; page shows "${banner.textContent}"` : '';
+          return t > 1.0 ? { t } : { ok: false, why: `currentTime ${t.toFixed(2)}, paused ${p.paused()}${shown}` };
         }),
       PLAY_TIMEOUT_MS,
       'currentTime > 1.0',
@@ -229,10 +233,20 @@ async function main() {
     if (off) throw new Error(`${off} level(s) still disabled`);
   });
 
-  if (SCREENSHOT) {
+  await shoot(page);
+}
+
+// Screenshot to $SCREENSHOT (also after a failure, to see what went wrong).
+let shotPage = null;
+async function shoot(page = shotPage) {
+  if (!SCREENSHOT || !page) return;
+  shotPage = null;
+  try {
     await page.mouse.move(10, 10);
-    await page.screenshot({ path: SCREENSHOT });
+    await page.screenshot({ path: SCREENSHOT, timeout: 5000 });
     console.log(`screenshot: ${SCREENSHOT}`);
+  } catch (e) {
+    console.log(`screenshot failed: ${e.message.split('\n')[0]}`);
   }
 }
 
