@@ -2,6 +2,7 @@
 # Generate a small fMP4/CMAF HLS ladder (720p/480p/360p H.264 + separate stereo
 # AAC audio group + master playlist) for the mock server. Dev-only; output is
 # not committed. Usage: tests/make-fixture.sh [OUT_DIR]   (default /tmp/stream-fixture/hls)
+# Env: SECONDS_LONG (8) = clip length.
 set -euo pipefail
 out="${1:-/tmp/stream-fixture/hls}"
 if [ -f "$out/master.m3u8" ]; then echo "fixture exists: $out"; exit 0; fi
@@ -16,7 +17,7 @@ ffmpeg -hide_banner -loglevel error -y \
   -b:v:0 3000k -b:v:1 1200k -b:v:2 600k \
   -g 50 -keyint_min 50 -sc_threshold 0 \
   -c:a aac -b:a 128k -ac 2 \
-  -t 8 \
+  -t "${SECONDS_LONG:-8}" \
   -f hls -hls_time 2 -hls_playlist_type vod -hls_segment_type fmp4 \
   -hls_flags independent_segments -hls_fmp4_init_filename init.mp4 \
   -hls_segment_filename '%v/seg_%03d.m4s' \

@@ -4,7 +4,7 @@
 //   tests/make-fixture.sh            # HLS ladder into /tmp/stream-fixture/hls
 //   npm run build && node tests/mock-server.mjs
 //
-// Env: PORT (8080), INGEST_PORT (8081), HOST (127.0.0.1),
+// Env: PORT (8080), INGEST_PORT (8081), HOST (127.0.0.1), PROC_MS (7000),
 //      HLS_DIR (/tmp/stream-fixture/hls), DIST_DIR (../dist next to tests/).
 // Every ready/processing fixture video serves the same HLS ladder. "bikes"
 // starts out processing and is published progressively: its media playlists
@@ -35,7 +35,15 @@ const RENDITIONS = [
   { name: '480p', width: 854, height: 480, bandwidth_bps: 1460800 },
   { name: '360p', width: 640, height: 360, bandwidth_bps: 800800 },
 ];
-const DURATION = 8.0;
+// Clip length: the sum of the 720p playlist's segment durations.
+const DURATION =
+  Math.round(
+    readFileSync(path.join(HLS_DIR, '720p', 'index.m3u8'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('#EXTINF:'))
+      .reduce((a, l) => a + parseFloat(l.slice(8)), 0) * 100,
+  ) / 100;
+const PROC_MS = Number(process.env.PROC_MS || 7000); // how long "bikes" transcodes
 const t0 = Date.now();
 let seq = 0;
 const newId = () => `01JMOCK${String(Date.now()).slice(-8)}${String(seq++).padStart(11, '0')}`;
@@ -49,7 +57,7 @@ function addVideo({ title, startAt = 0, procMs = 0, failWith = null, id = newId(
 }
 addVideo({ title: 'carphone_pristine', id: '01JMOCKCARPHONE000000000000' });
 addVideo({ title: 'broken_upload', id: '01JMOCKBROKEN00000000000000', failWith: 'ffprobe: no video stream found' });
-addVideo({ title: 'bikes', id: '01JMOCKBIKES000000000000000', startAt: t0 + 1000, procMs: 7000 });
+addVideo({ title: 'bikes', id: '01JMOCKBIKES000000000000000', startAt: t0 + 1000, procMs: PROC_MS });
 addVideo({ title: 'bigbuckbunny', id: '01JMOCKBIGBUCKBUNNY00000000' });
 
 function progressOf(v, now = Date.now()) {
