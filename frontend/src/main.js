@@ -300,13 +300,20 @@ function updateSelected() {
   $('now-playing').hidden = false;
   $('np-title').textContent = v.title || v.id;
   $('np-meta').textContent = [statusText(v), ...metaParts(v)].join(' · ');
+  if (v.playback_url) {
+    if (state.loadedId !== v.id) loadSource(v);
+    return;
+  }
+  // Not playable (yet): stop whatever else was playing.
+  if (player && state.loadedId) {
+    player.reset();
+    state.loadedId = null;
+  }
   if (v.status === 'failed') {
     showError('player-error', `This video failed to transcode: ${v.error || 'unknown reason'}`);
-  } else if (!v.playback_url) {
+  } else {
     showError('player-error', '');
     $('np-meta').textContent += ' · waiting for the first segments…';
-  } else if (state.loadedId !== v.id) {
-    loadSource(v);
   }
 }
 
@@ -314,8 +321,7 @@ function selectVideo(id, userAction) {
   state.selectedId = id;
   history.replaceState(null, '', `#${encodeURIComponent(id)}`);
   if (userAction && state.loadedId === id && player) {
-    player.currentTime(0);
-    player.play()?.catch(() => {});
+    if (player.paused()) player.play()?.catch(() => {});
     return;
   }
   updateSelected();
