@@ -26,12 +26,15 @@ let passed = 0;
 let failed = 0;
 let browser = null;
 const logs = [];
+let finishing = false; // set once the result is being reported
 
 function ok(name) {
+  if (finishing) return;
   passed++;
   console.log(`ok   ${name}`);
 }
 function fail(name, why) {
+  if (finishing) return;
   failed++;
   console.log(`FAIL ${name}: ${why}`);
 }
@@ -63,6 +66,8 @@ async function until(fn, ms, what) {
 }
 
 async function finish(code) {
+  if (finishing) return;
+  finishing = true;
   if (code !== 0) await shoot();
   if (browser) {
     await browser.close().catch(() => {});
