@@ -1,0 +1,21 @@
+// Build dist/: index.html + main.js + main.css (video.js CSS included).
+import { build } from 'esbuild';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
+
+const outdir = new URL('./dist/', import.meta.url).pathname;
+await rm(outdir, { recursive: true, force: true });
+await mkdir(outdir, { recursive: true });
+await build({
+  entryPoints: { main: 'src/main.js' },
+  absWorkingDir: new URL('.', import.meta.url).pathname,
+  bundle: true,
+  minify: true,
+  sourcemap: 'linked',
+  format: 'iife',
+  target: ['es2020'],
+  outdir,
+  legalComments: 'linked',
+  logLevel: 'info',
+});
+await copyFile(new URL('./index.html', import.meta.url), `${outdir}index.html`);
+console.log(`built ${outdir}`);
