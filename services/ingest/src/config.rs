@@ -1,0 +1,89 @@
+//! Ingest configuration (flags with environment fallbacks).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use stream_media::Ladder;
+use stream_runtime::CommonConfig;
+
+/// `ingest` settings.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ingest", about = "Uploads, transcode workers and HLS publishing")]
+pub struct IngestConfig {
+    #[command(flatten)]
+    pub common: CommonConfig,
+    /// HTTP API listen address.
+    #[arg(long, env = "INGEST_HTTP_ADDR", default_value = "0.0.0.0:8081")]
+    pub http_addr: SocketAddr,
+    /// Largest accepted upload or import, bytes (default 4 GiB).
+    #[arg(long, env = "INGEST_MAX_UPLOAD_BYTES", default_value_t = 4 << 30)]
+    pub max_upload_bytes: u64,
+    /// Uploads streaming in at once; more get 503.
+    #[arg(long, env = "INGEST_MAX_CONCURRENT_UPLOADS", default_value_t = 16)]
+    pub max_concurrent_uploads: usize,
+    /// Transcode jobs this process runs at once (0 = API only).
+    #[arg(long, env = "INGEST_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    /// Local scratch space for sources and packager output.
+    #[arg(long, env = "INGEST_SCRATCH_DIR", default_value = "var/scratch")]
+    pub scratch_dir: PathBuf,
+    /// ABR ladder, `HEIGHT:BITRATE,...`.
+    #[arg(long, env = "INGEST_LADDER", default_value = "1080:5000k,720:3000k,480:1400k,360:800k,240:400k")]
+    pub ladder: Ladder,
+    /// Segment and GOP duration, seconds.
+    #[arg(long, env = "INGEST_SEGMENT_SECONDS", default_value_t = 2.0)]
+    pub segment_seconds: f64,
+    /// libx264 preset.
+    #[arg(long, env = "INGEST_X264_PRESET", default_value = "veryfast")]
+    pub x264_preset: String,
+    /// libx264 threads per rung (0 = x264 decides).
+    #[arg(long, env = "INGEST_X264_THREADS", default_value_t = 0)]
+    pub x264_threads: usize,
+    /// Allow URL imports from loopback/private/link-local addresses (SSRF
+    /// guard off). Only for trusted networks and tests.
+    #[arg(long, env = "INGEST_ALLOW_PRIVATE_URLS", default_value_t = false)]
+    pub allow_private_urls: bool,
+    /// Browser origins allowed to call the API (comma-separated).
+    #[arg(
+        long,
+        env = "INGEST_CORS_ORIGINS",
+        default_value = "http://localhost:8080,http://127.0.0.1:8080",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+}
+
+/// x264 presets libx264 accepts.
+const PRESETS: [&str; 10] = [
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+    "placebo",
+];
+
+impl IngestConfig {
+    /// Check values clap cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        self.common.validate()?;
+        if !(0.5..=10.0).contains(&self.segment_seconds) {
+            return Err(format!(
+                "INGEST_SEGMENT_SECONDS={}: use 0.5 to 10",
+                self.segment_seconds
+            ));
+        }
+        if !PRESETS.contains(&self.x264_preset.as_str()) {
+            return Err(format!("INGEST_X264_PRESET={:?}: not an x264 preset", self.x264_preset));
+        }
+        if self.max_upload_bytes == 0 || self.max_concurrent_uploads == 0 {
+            return Err("INGEST_MAX_UPLOAD_BYTES and INGEST_MAX_CONCURRENT_UPLOADS must be > 0".into());
+        }
+        if self.workers > 16 {
+            return Err(format!("INGEST_WORKERS={}: at most 16", self.workers));
+        }
+        for o in &self.cors_origins {
+            if http::HeaderValue::from_str(o).is_err() || !o.starts_with("http") {
+                return Err(format!("INGEST_CORS_ORIGINS: {o:?} is not an origin"));
+            }
+        }
+        Ok(())
+    }
+}

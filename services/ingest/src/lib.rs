@@ -1,0 +1,129 @@
+//! Ingest: takes uploads and URL imports, queues transcode jobs on
+//! JetStream, runs workers that transcode in process (`stream-media`) and
+//! publish HLS to the media store.
+//!
+//! * [`config`] — settings.
+//! * [`api`] — the HTTP API (axum).
+//! * [`worker`] — job loop: fetch source, transcode, publish, ack.
+//! * [`publish`] — scratch → media store, master playlist, bitrates.
+//! * [`fetch`] — URL imports behind an SSRF guard.
+
+pub mod api;
+pub mod config;
+pub mod fetch;
+pub mod publish;
+pub mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, Method};
+use stream_bus::{Bus, VideoEvent};
+use stream_catalog::Catalog;
+use stream_media::TranscodeOptions;
+use stream_runtime::CancellationToken;
+use stream_store::MediaStore;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::warn;
+
+pub use config::IngestConfig;
+
+/// State shared by the API and the workers.
+pub struct Shared {
+    pub bus: Bus,
+    pub catalog: Catalog,
+    pub store: MediaStore,
+    pub scratch_dir: PathBuf,
+    pub transcode: TranscodeOptions,
+    pub max_upload_bytes: u64,
+    pub allow_private_urls: bool,
+    pub shutdown: CancellationToken,
+}
+
+impl Shared {
+    /// Publish an event and apply it to the catalogue; failures are logged
+    /// (the control plane also projects events from the stream).
+    pub async fn emit(&self, ev: VideoEvent) {
+        if let Err(e) = self.emit_required(ev).await {
+            warn!(error = %e, "event not published");
+        }
+    }
+
+    /// Publish an event (JetStream ack awaited), then apply it to the
+    /// catalogue. Errors when the bus did not take it.
+    pub async fn emit_required(&self, ev: VideoEvent) -> Result<(), stream_bus::BusError> {
+        self.bus.publish_event(&ev).await?;
+        if let Err(e) = self.catalog.apply(&ev).await {
+            warn!(error = %e, video_id = %ev.video_id, "catalogue update failed");
+        }
+        Ok(())
+    }
+}
+
+/// Connect to NATS, Redis and the store.
+pub async fn connect(config: &IngestConfig, shutdown: CancellationToken) -> anyhow::Result<Arc<Shared>> {
+    let bus = Bus::connect(&config.common.nats_url, &config.common.bus_prefix).await?;
+    let catalog = Catalog::connect(&config.common.redis_url, &config.common.redis_prefix).await?;
+    let store = MediaStore::open(&config.common.media_store)?;
+    std::fs::create_dir_all(&config.scratch_dir)?;
+    Ok(Arc::new(Shared {
+        bus,
+        catalog,
+        store,
+        scratch_dir: config.scratch_dir.clone(),
+        transcode: TranscodeOptions {
+            ladder: config.ladder.clone(),
+            segment_duration_s: config.segment_seconds,
+            x264_preset: config.x264_preset.clone(),
+            x264_threads: config.x264_threads,
+            ..TranscodeOptions::default()
+        },
+        max_upload_bytes: config.max_upload_bytes,
+        allow_private_urls: config.allow_private_urls,
+        shutdown,
+    }))
+}
+
+/// The full HTTP app: routes, CORS allow-list, bounded concurrency.
+pub fn router(shared: Arc<Shared>, config: &IngestConfig) -> axum::Router {
+    let origins: Vec<HeaderValue> = config
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([axum::http::header::CONTENT_TYPE])
+        .expose_headers([axum::http::header::LOCATION]);
+    api::routes(shared)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            config.max_concurrent_uploads,
+        ))
+        .layer(cors)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Serve the API on `listener` and run `config.workers` workers until
+/// `shutdown`; in-flight jobs are handed back to the queue.
+pub async fn run(
+    config: IngestConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let shared = connect(&config, shutdown.clone()).await?;
+    let mut workers = Vec::new();
+    for w in 0..config.workers {
+        workers.push(tokio::spawn(worker::run(shared.clone(), w)));
+    }
+    let app = router(shared.clone(), &config);
+    let s = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { s.cancelled().await })
+        .await?;
+    for w in workers {
+        let _ = w.await;
+    }
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! Transcode workers: pull jobs from the JetStream work queue, transcode,
+//! publish, and only then ack.
+//!
+//! * Redelivery is idempotent: a job starts by deleting whatever an earlier
+//!   attempt published under the video's prefix, and the catalogue only
+//!   marks renditions ready at the very end.
+//! * A job holds its message with in-progress acks every
+//!   [`HEARTBEAT`]; a worker that dies stops them and JetStream redelivers
+//!   after the ack wait, at most `JOB_MAX_DELIVER` times.
+//! * Input errors fail at once (no retry); other errors are retried with a
+//!   delay; the last failed attempt publishes `failed`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use stream_bus::async_nats::jetstream::{self, AckKind};
+use stream_bus::{decode_job, event, media, media::transcode_job::Source, video_event::Kind};
+use stream_media::{transcode, PipelineEvent, TranscodeOptions};
+use stream_store::MediaStore;
+use tokio::sync::mpsc;
+use tracing::{info, instrument, warn};
+
+use crate::fetch;
+use crate::publish::Publisher;
+use crate::Shared;
+
+/// Interval of in-progress acks while a job runs.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Minimum interval between progress events.
+const PROGRESS_EVERY: Duration = Duration::from_millis(1000);
+/// Delay before a failed attempt is retried.
+const RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// Why a job failed.
+#[derive(Debug)]
+pub struct JobError {
+    pub reason: String,
+    /// The input is at fault: retrying cannot help.
+    pub input: bool,
+    /// The worker is shutting down: hand the job back untouched.
+    pub cancelled: bool,
+}
+
+impl JobError {
+    fn input(reason: impl Into<String>) -> Self {
+        JobError {
+            reason: reason.into(),
+            input: true,
+            cancelled: false,
+        }
+    }
+    fn retry(reason: impl Into<String>) -> Self {
+        JobError {
+            reason: reason.into(),
+            input: false,
+            cancelled: false,
+        }
+    }
+}
+
+/// Run one worker loop until `shared.shutdown` is cancelled.
+pub async fn run(shared: Arc<Shared>, worker: usize) {
+    let consumer = loop {
+        match shared.bus.job_consumer().await {
+            Ok(c) => break c,
+            Err(e) => {
+                warn!(worker, error = %e, "job consumer unavailable, retrying");
+                tokio::select! {
+                    _ = shared.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+            }
+        }
+    };
+    info!(worker, "transcode worker ready");
+    loop {
+        let batch = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            b = consumer.batch().max_messages(1).expires(Duration::from_secs(5)).messages() => b,
+        };
+        let mut messages = match batch {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(worker, error = %e, "fetching jobs failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        while let Some(msg) = messages.next().await {
+            match msg {
+                Ok(msg) => handle(&shared, msg).await,
+                Err(e) => warn!(worker, error = %e, "bad job message"),
+            }
+            if shared.shutdown.is_cancelled() {
+                return;
+            }
+        }
+    }
+}
+
+async fn handle(shared: &Arc<Shared>, msg: jetstream::Message) {
+    let msg = Arc::new(msg);
+    let job = match decode_job(&msg.payload) {
+        Ok(job) => job,
+        Err(e) => {
+            warn!(error = %e, "undecodable job, dropping");
+            let _ = msg.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let attempt = msg.info().map(|i| i.delivered).unwrap_or(1).max(1) as u32;
+    let heartbeat = {
+        let msg = msg.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                if msg.ack_with(AckKind::Progress).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let result = process(shared, &job, attempt).await;
+    heartbeat.abort();
+    let video_id = job.video_id.clone();
+    let _ = tokio::fs::remove_dir_all(shared.scratch_dir.join(&video_id)).await;
+    match result {
+        Ok(()) => {
+            if let Err(e) = msg.double_ack().await {
+                warn!(%video_id, error = %e, "ack failed; the job may run again (idempotent)");
+            }
+        }
+        Err(e) if e.cancelled => {
+            info!(%video_id, "job interrupted by shutdown, handing it back");
+            let _ = msg.ack_with(AckKind::Nak(None)).await;
+        }
+        Err(e) => {
+            let last = e.input || i64::from(attempt) >= stream_bus::JOB_MAX_DELIVER;
+            // Nothing partial stays served.
+            let _ = shared
+                .store
+                .delete_prefix(&MediaStore::video_prefix(&video_id))
+                .await;
+            if last {
+                warn!(%video_id, attempt, reason = %e.reason, input = e.input, "job failed");
+                shared
+                    .emit(event(
+                        &video_id,
+                        Kind::Failed(media::Failed {
+                            reason: e.reason.clone(),
+                            input_error: e.input,
+                        }),
+                    ))
+                    .await;
+                let _ = msg.ack_with(AckKind::Term).await;
+            } else {
+                warn!(%video_id, attempt, reason = %e.reason, "attempt failed, will retry");
+                let _ = msg.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await;
+            }
+        }
+    }
+}
+
+#[instrument(skip_all, fields(video_id = %job.video_id, attempt))]
+async fn process(shared: &Arc<Shared>, job: &media::TranscodeJob, attempt: u32) -> Result<(), JobError> {
+    let video_id = job.video_id.clone();
+    let scratch = shared.scratch_dir.join(&video_id);
+    let _ = tokio::fs::remove_dir_all(&scratch).await;
+    let out_dir = scratch.join("out");
+    tokio::fs::create_dir_all(&out_dir)
+        .await
+        .map_err(|e| JobError::retry(format!("scratch: {e}")))?;
+    let source = scratch.join("source");
+    fetch_source(shared, job, &source).await?;
+    // An earlier attempt may have published some of it.
+    shared
+        .store
+        .delete_prefix(&MediaStore::video_prefix(&video_id))
+        .await
+        .map_err(|e| JobError::retry(e.to_string()))?;
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = mpsc::channel::<PipelineEvent>(64);
+    let options = shared.transcode.clone();
+    let blocking = {
+        let cancel = cancel.clone();
+        let source = source.clone();
+        let out_dir = out_dir.clone();
+        tokio::task::spawn_blocking(move || run_pipeline(&source, &out_dir, &options, &cancel, tx))
+    };
+    let mut publisher: Option<Publisher> = None;
+    let mut last_progress = Instant::now() - PROGRESS_EVERY;
+    let mut publish_error: Option<JobError> = None;
+    loop {
+        let ev = tokio::select! {
+            ev = rx.recv() => ev,
+            _ = shared.shutdown.cancelled(), if !cancel.load(Ordering::Relaxed) => {
+                cancel.store(true, Ordering::Relaxed);
+                continue;
+            }
+        };
+        let Some(ev) = ev else { break };
+        if publish_error.is_some() {
+            continue;
+        }
+        match ev {
+            PipelineEvent::Planned(plan) => {
+                let p = Publisher::new(shared.store.clone(), &video_id, &out_dir, &plan.tracks);
+                shared
+                    .emit(event(
+                        &video_id,
+                        Kind::Started(media::Started {
+                            duration_s: plan.source.duration_s,
+                            renditions: p.renditions(false),
+                            attempt,
+                        }),
+                    ))
+                    .await;
+                info!(tracks = plan.tracks.len(), duration_s = plan.source.duration_s, "transcode started");
+                publisher = Some(p);
+            }
+            PipelineEvent::Progress(p) => {
+                if last_progress.elapsed() >= PROGRESS_EVERY {
+                    last_progress = Instant::now();
+                    shared
+                        .emit(event(
+                            &video_id,
+                            Kind::Progress(media::Progress {
+                                percent: p.percent,
+                                fps: p.fps,
+                                speed: p.speed,
+                                media_time_s: p.media_time_s,
+                            }),
+                        ))
+                        .await;
+                }
+            }
+            PipelineEvent::SegmentClosed { track } => {
+                let Some(p) = publisher.as_mut() else { continue };
+                if let Err(e) = p.sync_track(&track).await {
+                    publish_error = Some(JobError::retry(format!("publish: {e}")));
+                    cancel.store(true, Ordering::Relaxed);
+                    continue;
+                }
+                match p.publish_master_if_playable().await {
+                    Ok(true) => {
+                        shared
+                            .emit(event(
+                                &video_id,
+                                Kind::Playable(media::Playable {
+                                    master_playlist: stream_hls::path::MASTER_NAME.into(),
+                                }),
+                            ))
+                            .await;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        publish_error = Some(JobError::retry(format!("publish: {e}")));
+                        cancel.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+    let result = blocking
+        .await
+        .map_err(|e| JobError::retry(format!("transcode task: {e}")))?;
+    if let Some(e) = publish_error {
+        return Err(e);
+    }
+    if let Err(e) = result {
+        return Err(match e {
+            stream_media::MediaError::Cancelled => JobError {
+                reason: "cancelled".into(),
+                input: false,
+                cancelled: true,
+            },
+            e if e.is_input_error() => JobError::input(e.to_string()),
+            e => JobError::retry(e.to_string()),
+        });
+    }
+    let mut p = publisher.ok_or_else(|| JobError::retry("pipeline announced no plan"))?;
+    let names: Vec<String> = p.renditions(false).into_iter().map(|r| r.name).collect();
+    for name in &names {
+        p.sync_track(name)
+            .await
+            .map_err(|e| JobError::retry(format!("publish: {e}")))?;
+    }
+    if !p.all_tracks_ended() {
+        return Err(JobError::retry("packager finished without closing every playlist"));
+    }
+    p.publish_final_master()
+        .await
+        .map_err(|e| JobError::retry(format!("publish: {e}")))?;
+    for name in p.ended_tracks() {
+        if let Some(r) = p.rendition_by_name(&name) {
+            shared
+                .emit(event(&video_id, Kind::RenditionReady(media::RenditionReady { rendition: Some(r) })))
+                .await;
+        }
+    }
+    let ready = event(
+        &video_id,
+        Kind::Ready(media::Ready {
+            duration_s: p.duration_s(),
+            renditions: p.renditions(true),
+            master_playlist: stream_hls::path::MASTER_NAME.into(),
+        }),
+    );
+    shared
+        .emit_required(ready)
+        .await
+        .map_err(|e| JobError::retry(format!("publish ready event: {e}")))?;
+    info!(duration_s = p.duration_s(), "video ready");
+    Ok(())
+}
+
+async fn fetch_source(shared: &Shared, job: &media::TranscodeJob, dest: &Path) -> Result<(), JobError> {
+    match &job.source {
+        Some(Source::ObjectKey(key)) => {
+            let key = stream_store::object_store::path::Path::from(key.as_str());
+            shared
+                .store
+                .download_to_file(&key, dest)
+                .await
+                .map_err(|e| JobError::retry(format!("read upload: {e}")))?;
+        }
+        Some(Source::Url(url)) => {
+            fetch::download(url, dest, shared.max_upload_bytes, shared.allow_private_urls)
+                .await
+                .map_err(|e| match e {
+                    fetch::FetchError::Failed(reason) => JobError::retry(format!("import: {reason}")),
+                    other => JobError::input(format!("import: {other}")),
+                })?;
+        }
+        None => return Err(JobError::input("job names no source")),
+    }
+    Ok(())
+}
+
+/// Runs on a blocking thread: the libav pipeline, forwarding its events.
+fn run_pipeline(
+    source: &PathBuf,
+    out_dir: &PathBuf,
+    options: &TranscodeOptions,
+    cancel: &AtomicBool,
+    tx: mpsc::Sender<PipelineEvent>,
+) -> Result<stream_media::TranscodeReport, stream_media::MediaError> {
+    transcode(source, out_dir, options, cancel, |ev| match ev {
+        // Progress is advisory: drop it when the publisher is behind.
+        PipelineEvent::Progress(_) => {
+            let _ = tx.try_send(ev);
+        }
+        other => {
+            if tx.blocking_send(other).is_err() {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        }
+    })
+}
