@@ -62,6 +62,11 @@ pub struct ProductionConfig {
     pub terminal_weight: f64,
     /// Buffer level (s) beyond which the terminal value no longer grows.
     pub terminal_target_s: f64,
+    /// Anti-dither guard: after a down-switch from rung `f`, going back up to
+    /// `f` or above needs the undiscounted prediction to exceed the one at the
+    /// time of the drop by this fraction, or rung `f` to be sustainable
+    /// (bitrate ≤ prediction). `None` disables the guard.
+    pub redip_margin: Option<f64>,
     /// Use request timing as a throughput source when reports are missing.
     pub use_request_timing: bool,
     /// Client buffer cap, ms (the player's configuration).
@@ -79,6 +84,7 @@ impl Default for ProductionConfig {
             error_prior: 0.6,
             terminal_weight: 0.5,
             terminal_target_s: 8.0,
+            redip_margin: Some(0.05),
             use_request_timing: true,
             client_buffer_cap_ms: 60_000.0,
             client_sleep_step_ms: 500.0,
@@ -181,6 +187,8 @@ pub struct Production {
     /// Parameters.
     pub cfg: ProductionConfig,
     model: SessionModel,
+    /// Last down-switch: (rung left, undiscounted prediction then, bit/s).
+    dropped_from: Option<(usize, f64)>,
 }
 
 impl Production {
@@ -189,6 +197,7 @@ impl Production {
         Self {
             cfg,
             model: SessionModel::default(),
+            dropped_from: None,
         }
     }
 }
@@ -226,7 +235,8 @@ impl AbrAlgorithm for Production {
         if samples.len() <= ew {
             max_error = max_error.max(self.cfg.error_prior);
         }
-        let predicted = harmonic(&samples[samples.len().saturating_sub(w)..]) / (1.0 + max_error);
+        let raw = harmonic(&samples[samples.len().saturating_sub(w)..]);
+        let predicted = raw / (1.0 + max_error);
 
         let horizon = self
             .cfg
@@ -239,7 +249,21 @@ impl AbrAlgorithm for Production {
         // Below one chunk download at the lowest rung's predicted speed the
         // plan can only be damage control: say so in the reason.
         let lowest_s = ctx.ladder.chunk_bytes(0, ctx.next_chunk) * 8.0 / predicted;
-        let first = plan(ctx, &self.cfg, cap, horizon, buffer_s, predicted);
+        let mut first = plan(ctx, &self.cfg, cap, horizon, buffer_s, predicted);
+        let last = ctx.last();
+        if first < last {
+            self.dropped_from = Some((last, raw));
+        } else if first > last {
+            if let (Some(m), Some((from, then))) = (self.cfg.redip_margin, self.dropped_from) {
+                let sustainable = ctx.ladder.bitrates_bps()[from] <= raw;
+                if first >= from && raw < then * (1.0 + m) && !sustainable {
+                    first = from.saturating_sub(1).max(last);
+                }
+            }
+            if first >= self.dropped_from.map_or(usize::MAX, |(f, _)| f) {
+                self.dropped_from = None;
+            }
+        }
         let reason = if buffer_s < lowest_s {
             Reason::BufferSafety
         } else {
@@ -250,6 +274,7 @@ impl AbrAlgorithm for Production {
 
     fn reset(&mut self) {
         self.model = SessionModel::default();
+        self.dropped_from = None;
     }
 }
 
