@@ -514,3 +514,119 @@ pub fn run(
         sessions,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::Decision;
+
+    /// Always picks `rung`; records how many reports each decision saw.
+    struct Spy {
+        rung: usize,
+        seen: Vec<usize>,
+    }
+
+    impl AbrAlgorithm for Spy {
+        fn name(&self) -> &'static str {
+            "spy"
+        }
+        fn decide(&mut self, ctx: &DecisionContext<'_>) -> Decision {
+            self.seen.push(ctx.history.len());
+            Decision { rendition: self.rung, reason: Reason::ThroughputRule }
+        }
+        fn reset(&mut self) {
+            self.seen.clear();
+        }
+    }
+
+    fn constant(mbps: f64) -> Trace {
+        Trace::new("c", vec![0.0, 1000.0], vec![mbps, mbps]).unwrap()
+    }
+
+    fn ladder() -> Ladder {
+        // 1 Mbit/s and 2 Mbit/s, 4 s chunks: 500 000 and 1 000 000 bytes nominal.
+        Ladder::new(vec![1e6, 2e6], 4000.0).unwrap()
+    }
+
+    #[test]
+    fn hand_computed_session() {
+        // 8 Mbit/s link, 0.95 payload: 950 000 B/s. Chunk 0 at rung 1 (1 MB).
+        let cfg = SimConfig { total_chunks: 3, ..SimConfig::default() };
+        let mut spy = Spy { rung: 0, seen: vec![] };
+        let s = simulate_session(&constant(8.0), &ladder(), &cfg, &mut spy, 0).unwrap();
+        let d0 = 1_000_000.0 / 950_000.0 * 1000.0 + 80.0;
+        assert!((s.chunks[0].download_ms - d0).abs() < 1e-6);
+        assert!((s.chunks[0].rebuffer_ms - d0).abs() < 1e-6, "startup stalls for the whole download");
+        assert!((s.chunks[0].buffer_ms - 4000.0).abs() < 1e-6);
+        let d1 = 500_000.0 / 950_000.0 * 1000.0 + 80.0;
+        assert_eq!(s.chunks[1].rebuffer_ms, 0.0);
+        assert!((s.chunks[1].buffer_ms - (8000.0 - d1)).abs() < 1e-6);
+        // Chunk 1: 1000 kbps, switch down from 2000: 1.0 − 1.0 = 0; chunk 2: 1.0.
+        assert!((s.chunks[1].qoe - 0.0).abs() < 1e-9 && (s.chunks[2].qoe - 1.0).abs() < 1e-9);
+        assert!((s.qoe - 1.0).abs() < 1e-9, "chunk 0 excluded");
+        assert_eq!(s.switches, 1);
+        assert_eq!(spy.seen, vec![1, 2], "no delay: every report visible at the next decision");
+    }
+
+    #[test]
+    fn buffer_cap_pauses_in_steps() {
+        let cfg = SimConfig { total_chunks: 30, ..SimConfig::default() };
+        let mut spy = Spy { rung: 0, seen: vec![] };
+        let s = simulate_session(&constant(100.0), &ladder(), &cfg, &mut spy, 0).unwrap();
+        assert!(s.chunks.iter().all(|c| c.buffer_ms <= 60_000.0 + 1e-9));
+        let paused: Vec<_> = s.chunks.iter().filter(|c| c.sleep_ms > 0.0).collect();
+        assert!(!paused.is_empty());
+        assert!(paused.iter().all(|c| (c.sleep_ms / 500.0).fract() == 0.0));
+    }
+
+    #[test]
+    fn report_delay_and_loss_hide_reports() {
+        let mut spy = Spy { rung: 0, seen: vec![] };
+        let delayed = SimConfig { total_chunks: 6, report_delay_ms: 1e9, ..SimConfig::default() };
+        simulate_session(&constant(8.0), &ladder(), &delayed, &mut spy, 0).unwrap();
+        assert_eq!(spy.seen, vec![0; 5]);
+        // Rung-0 downloads take ~0.61 s: a 1 s delay hides the two latest reports.
+        let one_s = SimConfig { total_chunks: 6, report_delay_ms: 1000.0, ..SimConfig::default() };
+        simulate_session(&constant(8.0), &ladder(), &one_s, &mut spy, 0).unwrap();
+        assert_eq!(spy.seen, vec![0, 0, 1, 2, 3]);
+        let all_lost = SimConfig { total_chunks: 6, report_loss: 1.0, ..SimConfig::default() };
+        simulate_session(&constant(8.0), &ladder(), &all_lost, &mut spy, 0).unwrap();
+        assert_eq!(spy.seen, vec![0; 5]);
+        let lossy = |seed| {
+            let cfg = SimConfig { total_chunks: 40, report_loss: 0.5, seed, ..SimConfig::default() };
+            let mut spy = Spy { rung: 0, seen: vec![] };
+            simulate_session(&constant(8.0), &ladder(), &cfg, &mut spy, 3).unwrap();
+            spy.seen
+        };
+        assert_eq!(lossy(1), lossy(1), "seeded");
+        assert_ne!(lossy(1), lossy(2));
+        let last = *lossy(1).last().unwrap();
+        assert!(last > 5 && last < 35, "about half the reports survive, got {last}");
+    }
+
+    #[test]
+    fn bad_traces_are_rejected() {
+        let zero = Trace::new("z", vec![0.0, 1.0, 2.0], vec![0.0, 0.0, 0.0]);
+        assert!(matches!(zero, Err(AbrError::BadTrace { ref reason, .. }) if reason.contains("zero")));
+        assert!(Trace::new("n", vec![0.0, 1.0], vec![f64::NAN, 1.0]).is_err());
+        assert!(Trace::new("b", vec![0.0, 2.0, 1.0], vec![1.0, 1.0, 1.0]).is_err());
+        assert!(Trace::new("s", vec![0.0], vec![1.0]).is_err());
+        assert!(Trace::parse("p", "").is_err());
+        assert!(Trace::parse("p", "0 1\nx y\n").is_err());
+        let t = Trace::parse("p", "0.0\t1.5\n\n0.5 2.5\n").unwrap();
+        assert_eq!(t.mbps(), &[1.5, 2.5]);
+    }
+
+    #[test]
+    fn bad_config_is_rejected() {
+        let mut spy = Spy { rung: 0, seen: vec![] };
+        for cfg in [
+            SimConfig { report_loss: 1.5, ..SimConfig::default() },
+            SimConfig { report_delay_ms: f64::NAN, ..SimConfig::default() },
+            SimConfig { payload_factor: 0.0, ..SimConfig::default() },
+        ] {
+            assert!(matches!(simulate_session(&constant(1.0), &ladder(), &cfg, &mut spy, 0), Err(AbrError::BadConfig(_))));
+        }
+        assert!(run(&[], &ladder(), &SimConfig::default(), &mut spy).is_err());
+    }
+}
