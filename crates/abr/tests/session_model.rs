@@ -40,9 +40,13 @@ fn model_tracks_true_buffer_without_reports() {
             );
             // The newest sample is the client's own measurement unless it paused.
             if prev.sleep_ms == 0.0 && prev.buffer_ms < 59_000.0 {
-                let measured = ladder.chunk_bytes(prev.rendition, k - 1) * 8.0 / (prev.download_ms / 1000.0);
+                let measured =
+                    ladder.chunk_bytes(prev.rendition, k - 1) * 8.0 / (prev.download_ms / 1000.0);
                 let got = *state.samples.last().expect("a sample");
-                assert!((got - measured).abs() / measured < 1e-9, "sample {got} vs {measured}");
+                assert!(
+                    (got - measured).abs() / measured < 1e-9,
+                    "sample {got} vs {measured}"
+                );
             }
         }
     }

@@ -172,9 +172,9 @@ impl AlgoKind {
     /// A fresh instance with the documented default parameters.
     pub fn build(self) -> Box<dyn AbrAlgorithm> {
         match self {
-            AlgoKind::Rb => Box::new(rb::RateBased::default()),
+            AlgoKind::Rb => Box::new(rb::RateBased),
             AlgoKind::Bba => Box::new(bba::Bba::default()),
-            AlgoKind::Bola => Box::new(bola::Bola::default()),
+            AlgoKind::Bola => Box::new(bola::Bola),
             AlgoKind::RobustMpcAsShipped => {
                 Box::new(mpc::RobustMpc::new(mpc::ChunkIndexing::AsShipped))
             }

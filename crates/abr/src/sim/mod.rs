@@ -532,7 +532,10 @@ mod tests {
         }
         fn decide(&mut self, ctx: &DecisionContext<'_>) -> Decision {
             self.seen.push(ctx.history.len());
-            Decision { rendition: self.rung, reason: Reason::ThroughputRule }
+            Decision {
+                rendition: self.rung,
+                reason: Reason::ThroughputRule,
+            }
         }
         fn reset(&mut self) {
             self.seen.clear();
@@ -551,12 +554,21 @@ mod tests {
     #[test]
     fn hand_computed_session() {
         // 8 Mbit/s link, 0.95 payload: 950 000 B/s. Chunk 0 at rung 1 (1 MB).
-        let cfg = SimConfig { total_chunks: 3, ..SimConfig::default() };
-        let mut spy = Spy { rung: 0, seen: vec![] };
+        let cfg = SimConfig {
+            total_chunks: 3,
+            ..SimConfig::default()
+        };
+        let mut spy = Spy {
+            rung: 0,
+            seen: vec![],
+        };
         let s = simulate_session(&constant(8.0), &ladder(), &cfg, &mut spy, 0).unwrap();
         let d0 = 1_000_000.0 / 950_000.0 * 1000.0 + 80.0;
         assert!((s.chunks[0].download_ms - d0).abs() < 1e-6);
-        assert!((s.chunks[0].rebuffer_ms - d0).abs() < 1e-6, "startup stalls for the whole download");
+        assert!(
+            (s.chunks[0].rebuffer_ms - d0).abs() < 1e-6,
+            "startup stalls for the whole download"
+        );
         assert!((s.chunks[0].buffer_ms - 4000.0).abs() < 1e-6);
         let d1 = 500_000.0 / 950_000.0 * 1000.0 + 80.0;
         assert_eq!(s.chunks[1].rebuffer_ms, 0.0);
@@ -565,13 +577,23 @@ mod tests {
         assert!((s.chunks[1].qoe - 0.0).abs() < 1e-9 && (s.chunks[2].qoe - 1.0).abs() < 1e-9);
         assert!((s.qoe - 1.0).abs() < 1e-9, "chunk 0 excluded");
         assert_eq!(s.switches, 1);
-        assert_eq!(spy.seen, vec![1, 2], "no delay: every report visible at the next decision");
+        assert_eq!(
+            spy.seen,
+            vec![1, 2],
+            "no delay: every report visible at the next decision"
+        );
     }
 
     #[test]
     fn buffer_cap_pauses_in_steps() {
-        let cfg = SimConfig { total_chunks: 30, ..SimConfig::default() };
-        let mut spy = Spy { rung: 0, seen: vec![] };
+        let cfg = SimConfig {
+            total_chunks: 30,
+            ..SimConfig::default()
+        };
+        let mut spy = Spy {
+            rung: 0,
+            seen: vec![],
+        };
         let s = simulate_session(&constant(100.0), &ladder(), &cfg, &mut spy, 0).unwrap();
         assert!(s.chunks.iter().all(|c| c.buffer_ms <= 60_000.0 + 1e-9));
         let paused: Vec<_> = s.chunks.iter().filter(|c| c.sleep_ms > 0.0).collect();
@@ -581,33 +603,61 @@ mod tests {
 
     #[test]
     fn report_delay_and_loss_hide_reports() {
-        let mut spy = Spy { rung: 0, seen: vec![] };
-        let delayed = SimConfig { total_chunks: 6, report_delay_ms: 1e9, ..SimConfig::default() };
+        let mut spy = Spy {
+            rung: 0,
+            seen: vec![],
+        };
+        let delayed = SimConfig {
+            total_chunks: 6,
+            report_delay_ms: 1e9,
+            ..SimConfig::default()
+        };
         simulate_session(&constant(8.0), &ladder(), &delayed, &mut spy, 0).unwrap();
         assert_eq!(spy.seen, vec![0; 5]);
         // Rung-0 downloads take ~0.61 s: a 1 s delay hides the two latest reports.
-        let one_s = SimConfig { total_chunks: 6, report_delay_ms: 1000.0, ..SimConfig::default() };
+        let one_s = SimConfig {
+            total_chunks: 6,
+            report_delay_ms: 1000.0,
+            ..SimConfig::default()
+        };
         simulate_session(&constant(8.0), &ladder(), &one_s, &mut spy, 0).unwrap();
         assert_eq!(spy.seen, vec![0, 0, 1, 2, 3]);
-        let all_lost = SimConfig { total_chunks: 6, report_loss: 1.0, ..SimConfig::default() };
+        let all_lost = SimConfig {
+            total_chunks: 6,
+            report_loss: 1.0,
+            ..SimConfig::default()
+        };
         simulate_session(&constant(8.0), &ladder(), &all_lost, &mut spy, 0).unwrap();
         assert_eq!(spy.seen, vec![0; 5]);
         let lossy = |seed| {
-            let cfg = SimConfig { total_chunks: 40, report_loss: 0.5, seed, ..SimConfig::default() };
-            let mut spy = Spy { rung: 0, seen: vec![] };
+            let cfg = SimConfig {
+                total_chunks: 40,
+                report_loss: 0.5,
+                seed,
+                ..SimConfig::default()
+            };
+            let mut spy = Spy {
+                rung: 0,
+                seen: vec![],
+            };
             simulate_session(&constant(8.0), &ladder(), &cfg, &mut spy, 3).unwrap();
             spy.seen
         };
         assert_eq!(lossy(1), lossy(1), "seeded");
         assert_ne!(lossy(1), lossy(2));
         let last = *lossy(1).last().unwrap();
-        assert!(last > 5 && last < 35, "about half the reports survive, got {last}");
+        assert!(
+            last > 5 && last < 35,
+            "about half the reports survive, got {last}"
+        );
     }
 
     #[test]
     fn bad_traces_are_rejected() {
         let zero = Trace::new("z", vec![0.0, 1.0, 2.0], vec![0.0, 0.0, 0.0]);
-        assert!(matches!(zero, Err(AbrError::BadTrace { ref reason, .. }) if reason.contains("zero")));
+        assert!(
+            matches!(zero, Err(AbrError::BadTrace { ref reason, .. }) if reason.contains("zero"))
+        );
         assert!(Trace::new("n", vec![0.0, 1.0], vec![f64::NAN, 1.0]).is_err());
         assert!(Trace::new("b", vec![0.0, 2.0, 1.0], vec![1.0, 1.0, 1.0]).is_err());
         assert!(Trace::new("s", vec![0.0], vec![1.0]).is_err());
@@ -619,13 +669,28 @@ mod tests {
 
     #[test]
     fn bad_config_is_rejected() {
-        let mut spy = Spy { rung: 0, seen: vec![] };
+        let mut spy = Spy {
+            rung: 0,
+            seen: vec![],
+        };
         for cfg in [
-            SimConfig { report_loss: 1.5, ..SimConfig::default() },
-            SimConfig { report_delay_ms: f64::NAN, ..SimConfig::default() },
-            SimConfig { payload_factor: 0.0, ..SimConfig::default() },
+            SimConfig {
+                report_loss: 1.5,
+                ..SimConfig::default()
+            },
+            SimConfig {
+                report_delay_ms: f64::NAN,
+                ..SimConfig::default()
+            },
+            SimConfig {
+                payload_factor: 0.0,
+                ..SimConfig::default()
+            },
         ] {
-            assert!(matches!(simulate_session(&constant(1.0), &ladder(), &cfg, &mut spy, 0), Err(AbrError::BadConfig(_))));
+            assert!(matches!(
+                simulate_session(&constant(1.0), &ladder(), &cfg, &mut spy, 0),
+                Err(AbrError::BadConfig(_))
+            ));
         }
         assert!(run(&[], &ladder(), &SimConfig::default(), &mut spy).is_err());
     }
