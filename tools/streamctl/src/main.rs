@@ -1,0 +1,38 @@
+//! `streamctl` — operator and developer command-line tool.
+//!
+//! Subcommands:
+//! - `abr-sim`: run ABR algorithms through the trace-driven simulator of
+//!   `stream_abr::sim` and print a table plus one JSON summary line.
+
+mod abr_sim;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "streamctl", version, about = "Streaming platform control tool")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulate ABR algorithms on throughput traces (Pensieve fixed_env semantics).
+    AbrSim(abr_sim::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::AbrSim(args) => abr_sim::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("streamctl: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
