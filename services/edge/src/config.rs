@@ -1,0 +1,56 @@
+//! Edge configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use stream_runtime::CommonConfig;
+
+/// `edge` settings.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "edge", about = "HLS, REST facade and web front end")]
+pub struct EdgeConfig {
+    #[command(flatten)]
+    pub common: CommonConfig,
+    /// HTTP listen address.
+    #[arg(long, env = "EDGE_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Built front end (index.html and assets).
+    #[arg(long, env = "EDGE_STATIC_DIR", default_value = "frontend/dist")]
+    pub static_dir: PathBuf,
+    /// Origins allowed to fetch HLS and the API cross-origin (comma-separated).
+    #[arg(
+        long,
+        env = "EDGE_CORS_ORIGINS",
+        default_value = "http://localhost:8080,http://127.0.0.1:8080",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// Control plane gRPC endpoint.
+    #[arg(long, env = "CONTROL_URL", default_value = "http://127.0.0.1:50051")]
+    pub control_url: String,
+    /// Ingest base URL as browsers reach it (for the upload form).
+    #[arg(long, env = "EDGE_INGEST_PUBLIC_URL", default_value = "http://localhost:8081")]
+    pub ingest_public_url: String,
+    /// Requests served at once; more wait (bounded by the OS backlog).
+    #[arg(long, env = "EDGE_MAX_CONCURRENT_REQUESTS", default_value_t = 4096)]
+    pub max_concurrent_requests: usize,
+}
+
+impl EdgeConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.common.validate()?;
+        for o in &self.cors_origins {
+            if http::HeaderValue::from_str(o).is_err() || !o.starts_with("http") {
+                return Err(format!("EDGE_CORS_ORIGINS: {o:?} is not an origin"));
+            }
+        }
+        if !self.control_url.starts_with("http://") && !self.control_url.starts_with("https://") {
+            return Err(format!("CONTROL_URL={:?}: expected http(s)://host:port", self.control_url));
+        }
+        if self.max_concurrent_requests == 0 {
+            return Err("EDGE_MAX_CONCURRENT_REQUESTS must be > 0".into());
+        }
+        Ok(())
+    }
+}

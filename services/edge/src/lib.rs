@@ -1,0 +1,117 @@
+//! The edge: what viewers talk to.
+//!
+//! * [`hls`] — `/hls/{video}/…` from the media store (typed paths, ETag,
+//!   Range, cache policy).
+//! * [`api`] — `/api/v1/…`, a REST facade over the control plane for the
+//!   front end.
+//! * `/` — the built front end (`frontend/dist`).
+//! * [`config`], [`error`].
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod hls;
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use stream_catalog::Catalog;
+use stream_proto::control::v1::control_plane_client::ControlPlaneClient;
+use stream_runtime::CancellationToken;
+use stream_store::MediaStore;
+use tonic::transport::Channel;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::{ServeDir, ServeFile};
+
+pub use config::EdgeConfig;
+
+/// State of the edge's handlers.
+pub struct AppState {
+    pub store: MediaStore,
+    pub catalog: Catalog,
+    pub control: ControlPlaneClient<Channel>,
+    pub ingest_public_url: String,
+}
+
+/// Connect to Redis and the store; the control channel connects lazily.
+pub async fn connect(config: &EdgeConfig) -> anyhow::Result<Arc<AppState>> {
+    let catalog = Catalog::connect(&config.common.redis_url, &config.common.redis_prefix).await?;
+    let store = MediaStore::open(&config.common.media_store)?;
+    let channel = tonic::transport::Endpoint::from_shared(config.control_url.clone())?
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .timeout(std::time::Duration::from_secs(10))
+        .connect_lazy();
+    Ok(Arc::new(AppState {
+        store,
+        catalog,
+        control: ControlPlaneClient::new(channel),
+        ingest_public_url: config.ingest_public_url.clone(),
+    }))
+}
+
+/// The full app: HLS, API, health, static front end; CORS on everything
+/// (errors included); bounded concurrency.
+pub fn router(state: Arc<AppState>, config: &EdgeConfig) -> Router {
+    let origins: Vec<HeaderValue> = config
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers([header::RANGE, header::IF_NONE_MATCH])
+        .expose_headers([
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            header::ETAG,
+            header::ACCEPT_RANGES,
+        ]);
+    let index = config.static_dir.join("index.html");
+    let frontend = ServeDir::new(&config.static_dir)
+        .append_index_html_on_directories(true)
+        .not_found_service(ServeFile::new(index));
+    let health_state = state.clone();
+    Router::new()
+        .route("/hls/{video}/{*rest}", get(hls::serve).head(hls::serve))
+        .route("/api/v1/videos", get(api::list_videos))
+        .route("/api/v1/videos/{id}", get(api::get_video))
+        .route("/api/v1/config", get(api::config))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let state = health_state.clone();
+                async move {
+                    let redis = state.catalog.ping().await.is_ok();
+                    let code = if redis { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                    (code, Json(serde_json::json!({ "redis": redis }))).into_response()
+                }
+            }),
+        )
+        .with_state(state)
+        .fallback_service(frontend)
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            config.max_concurrent_requests,
+        ))
+        .layer(cors)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Serve until `shutdown`.
+pub async fn run(
+    config: EdgeConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let state = connect(&config).await?;
+    let app = router(state, &config);
+    tracing::info!(addr = %listener.local_addr()?, "edge listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}

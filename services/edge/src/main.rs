@@ -1,0 +1,14 @@
+use clap::Parser;
+use stream_edge::EdgeConfig;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = EdgeConfig::parse();
+    if let Err(e) = config.validate() {
+        stream_runtime::exit_config_error("edge", &e);
+    }
+    stream_runtime::init_tracing(&config.common.log_format);
+    let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
+    let shutdown = stream_runtime::shutdown_signal();
+    stream_edge::run(config, listener, shutdown).await
+}
