@@ -251,6 +251,15 @@ async fn create_video(
     );
     if let Err(e) = shared.emit_required(accepted).await {
         let _ = shared.store.delete(&key).await;
+        // The catalogue already has the record: close it.
+        let failed = event(
+            &id,
+            Kind::Failed(media::Failed {
+                reason: "the event bus was unavailable; upload again".into(),
+                input_error: false,
+            }),
+        );
+        let _ = shared.catalog.apply(&failed).await;
         return Err(ApiError::internal("event bus unavailable", e));
     }
     let job = media::TranscodeJob {

@@ -49,14 +49,15 @@ impl Shared {
         }
     }
 
-    /// Publish an event (JetStream ack awaited), then apply it to the
-    /// catalogue. Errors when the bus did not take it.
+    /// Apply an event to the catalogue, then publish it (JetStream ack
+    /// awaited): whoever sees the event can read the catalogue reflecting
+    /// it. Errors when the bus did not take it (a failed catalogue write is
+    /// logged; the control plane's projector applies it from the stream).
     pub async fn emit_required(&self, ev: VideoEvent) -> Result<(), stream_bus::BusError> {
-        self.bus.publish_event(&ev).await?;
         if let Err(e) = self.catalog.apply(&ev).await {
             warn!(error = %e, video_id = %ev.video_id, "catalogue update failed");
         }
-        Ok(())
+        self.bus.publish_event(&ev).await
     }
 }
 

@@ -1,0 +1,331 @@
+//! The whole platform in one process for tests: control, ingest (with a
+//! worker), edge and marker on `127.0.0.1:0`, a unique NATS/Redis prefix,
+//! a temporary media store and scratch directory.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap_free::common;
+use futures::StreamExt;
+use stream_bus::{decode_event, video_event::Kind, VideoEvent};
+use stream_runtime::CancellationToken;
+use stream_testkit::{env, unique_prefix, workspace_root};
+use tokio::net::TcpListener;
+
+/// Config building without going through clap's argv parsing.
+mod clap_free {
+    pub fn common(prefix: &str, store: &std::path::Path) -> stream_runtime::CommonConfig {
+        stream_runtime::CommonConfig {
+            nats_url: stream_testkit::env::nats_url(),
+            redis_url: stream_testkit::env::redis_url(),
+            bus_prefix: prefix.to_string(),
+            redis_prefix: prefix.to_string(),
+            media_store: store.to_string_lossy().into_owned(),
+            log_format: "text".into(),
+        }
+    }
+}
+
+/// Options for [`Stack::start`].
+#[derive(Debug, Clone, Default)]
+pub struct StackOptions {
+    /// Let URL imports reach loopback (the SSRF guard's escape hatch).
+    pub allow_private_urls: bool,
+    /// Ladder override, e.g. `"720:3000k,360:800k"`.
+    pub ladder: Option<String>,
+}
+
+/// A running stack.
+pub struct Stack {
+    pub prefix: String,
+    pub edge: String,
+    pub ingest: String,
+    pub control: String,
+    pub marker: String,
+    pub nats: stream_bus::async_nats::Client,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn listener() -> Result<(TcpListener, SocketAddr)> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let a = l.local_addr()?;
+    Ok((l, a))
+}
+
+impl Stack {
+    /// Start every service; returns once each answers its health check.
+    pub async fn start(opts: StackOptions) -> Result<Stack> {
+        stream_runtime::init_tracing("text");
+        let prefix = unique_prefix();
+        let dir = tempfile::tempdir()?;
+        let store = dir.path().join("media");
+        let scratch = dir.path().join("scratch");
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+
+        let (l, control_addr) = listener().await?;
+        let control_cfg = stream_control::ControlConfig {
+            common: common(&prefix, &store),
+            grpc_addr: control_addr,
+            projector: true,
+        };
+        let s = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = stream_control::run(control_cfg, l, s).await {
+                eprintln!("control stopped: {e:#}");
+            }
+        }));
+
+        let (l, ingest_addr) = listener().await?;
+        let ingest_cfg = stream_ingest::IngestConfig {
+            common: common(&prefix, &store),
+            http_addr: ingest_addr,
+            max_upload_bytes: 64 << 20,
+            max_concurrent_uploads: 8,
+            workers: 1,
+            scratch_dir: scratch,
+            ladder: opts
+                .ladder
+                .as_deref()
+                .unwrap_or("1080:5000k,720:3000k,480:1400k,360:800k,240:400k")
+                .parse()
+                .map_err(|e| anyhow!("{e}"))?,
+            segment_seconds: 2.0,
+            x264_preset: "veryfast".into(),
+            x264_threads: 0,
+            allow_private_urls: opts.allow_private_urls,
+            cors_origins: vec!["http://localhost:8080".into()],
+        };
+        ingest_cfg.validate().map_err(|e| anyhow!(e))?;
+        let s = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = stream_ingest::run(ingest_cfg, l, s).await {
+                eprintln!("ingest stopped: {e:#}");
+            }
+        }));
+
+        let (l, edge_addr) = listener().await?;
+        let edge_cfg = stream_edge::EdgeConfig {
+            common: common(&prefix, &store),
+            http_addr: edge_addr,
+            static_dir: workspace_root().join("frontend/dist"),
+            cors_origins: vec!["http://allowed.example".into()],
+            control_url: format!("http://{control_addr}"),
+            ingest_public_url: format!("http://{ingest_addr}"),
+            max_concurrent_requests: 256,
+        };
+        let s = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = stream_edge::run(edge_cfg, l, s).await {
+                eprintln!("edge stopped: {e:#}");
+            }
+        }));
+
+        let (l, marker_addr) = listener().await?;
+        let marker_cfg = stream_marker::MarkerConfig {
+            common: common(&prefix, &store),
+            http_addr: marker_addr,
+        };
+        let s = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = stream_marker::run(marker_cfg, l, s).await {
+                eprintln!("marker stopped: {e:#}");
+            }
+        }));
+
+        let nats = stream_bus::async_nats::connect(env::nats_url()).await?;
+        let stack = Stack {
+            prefix,
+            edge: format!("http://{edge_addr}"),
+            ingest: format!("http://{ingest_addr}"),
+            control: format!("http://{control_addr}"),
+            marker: format!("http://{marker_addr}"),
+            nats,
+            http: reqwest::Client::new(),
+            shutdown,
+            _dir: dir,
+            tasks,
+        };
+        for base in [&stack.ingest, &stack.edge, &stack.marker] {
+            stack.wait_ready(&format!("{base}/readyz")).await?;
+        }
+        Ok(stack)
+    }
+
+    async fn wait_ready(&self, url: &str) -> Result<()> {
+        for _ in 0..100 {
+            if let Ok(r) = self.http.get(url).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("{url} never became ready")
+    }
+
+    /// Subscribe to terminal events (`ready`, `failed`) of every video.
+    pub async fn watch_outcomes(&self) -> Result<Outcomes> {
+        let sub = self
+            .nats
+            .subscribe(format!("{}.video.*.*", self.prefix))
+            .await?;
+        Ok(Outcomes {
+            sub,
+            seen: HashMap::new(),
+        })
+    }
+
+    /// Upload a file as the raw request body.
+    pub async fn upload_raw(&self, path: &Path, title: &str) -> Result<reqwest::Response> {
+        let bytes = tokio::fs::read(path).await?;
+        self.upload_bytes(bytes, "video/mp4", title).await
+    }
+
+    /// Upload bytes as the raw body with a content type.
+    pub async fn upload_bytes(&self, bytes: Vec<u8>, content_type: &str, title: &str) -> Result<reqwest::Response> {
+        Ok(self
+            .http
+            .post(format!("{}/v1/videos", self.ingest))
+            .query(&[("title", title)])
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await?)
+    }
+
+    /// Upload and return the new id (asserting 202).
+    pub async fn upload_ok(&self, bytes: Vec<u8>, title: &str) -> Result<String> {
+        let resp = self.upload_bytes(bytes, "video/mp4", title).await?;
+        if resp.status() != reqwest::StatusCode::ACCEPTED {
+            bail!("upload {title}: {} {}", resp.status(), resp.text().await?);
+        }
+        let body: serde_json::Value = resp.json().await?;
+        body["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("no id in {body}"))
+    }
+
+    /// GET a path on the edge.
+    pub async fn edge_get(&self, path: &str) -> Result<reqwest::Response> {
+        Ok(self.http.get(format!("{}{path}", self.edge)).send().await?)
+    }
+
+    /// Download a video's published HLS through the edge into `dir`,
+    /// mirroring the layout; returns the master playlist.
+    pub async fn download_hls(&self, id: &str, dir: &Path) -> Result<m3u8_rs::MasterPlaylist> {
+        let master_bytes = self.fetch_ok(&format!("/hls/{id}/master.m3u8")).await?;
+        let master = match m3u8_rs::parse_playlist_res(&master_bytes) {
+            Ok(m3u8_rs::Playlist::MasterPlaylist(m)) => m,
+            other => bail!("master playlist does not parse: {other:?}"),
+        };
+        let mut uris: Vec<String> = master.variants.iter().map(|v| v.uri.clone()).collect();
+        uris.extend(master.alternatives.iter().filter_map(|a| a.uri.clone()));
+        for uri in uris {
+            let track = uri.split('/').next().unwrap_or_default().to_string();
+            let track_dir = dir.join(&track);
+            tokio::fs::create_dir_all(&track_dir).await?;
+            let text = self.fetch_ok(&format!("/hls/{id}/{uri}")).await?;
+            tokio::fs::write(track_dir.join("index.m3u8"), &text).await?;
+            let media = match m3u8_rs::parse_playlist_res(&text) {
+                Ok(m3u8_rs::Playlist::MediaPlaylist(m)) => m,
+                other => bail!("{uri} does not parse: {other:?}"),
+            };
+            let mut files: Vec<String> = media.segments.iter().map(|s| s.uri.clone()).collect();
+            if let Some(map) = media.segments.iter().find_map(|s| s.map.as_ref()) {
+                files.push(map.uri.clone());
+            }
+            for f in files {
+                let bytes = self.fetch_ok(&format!("/hls/{id}/{track}/{f}")).await?;
+                tokio::fs::write(track_dir.join(&f), &bytes).await?;
+            }
+        }
+        Ok(master)
+    }
+
+    async fn fetch_ok(&self, path: &str) -> Result<bytes::Bytes> {
+        let resp = self.edge_get(path).await?;
+        if !resp.status().is_success() {
+            bail!("GET {path}: {}", resp.status());
+        }
+        Ok(resp.bytes().await?)
+    }
+
+    /// Stop every service and wait for them.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        for t in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
+        }
+    }
+}
+
+/// Terminal outcomes of videos, from NATS.
+pub struct Outcomes {
+    sub: stream_bus::async_nats::Subscriber,
+    seen: HashMap<String, Vec<VideoEvent>>,
+}
+
+/// How a video ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Ready(stream_bus::media::Ready),
+    Failed(stream_bus::media::Failed),
+}
+
+impl Outcomes {
+    /// Wait (bounded) for `id`'s `ready` or `failed` event.
+    pub async fn wait(&mut self, id: &str, timeout: Duration) -> Result<Outcome> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(evs) = self.seen.get(id) {
+                for ev in evs {
+                    match &ev.kind {
+                        Some(Kind::Ready(r)) => return Ok(Outcome::Ready(r.clone())),
+                        Some(Kind::Failed(f)) => return Ok(Outcome::Failed(f.clone())),
+                        _ => {}
+                    }
+                }
+            }
+            let msg = tokio::time::timeout_at(deadline, self.sub.next())
+                .await
+                .with_context(|| format!("no outcome for {id} within {timeout:?}"))?
+                .ok_or_else(|| anyhow!("subscription closed"))?;
+            let ev = decode_event(&msg.payload)?;
+            self.seen.entry(ev.video_id.clone()).or_default().push(ev);
+        }
+    }
+
+    /// Every event seen so far for `id`, in arrival order.
+    pub fn events(&self, id: &str) -> &[VideoEvent] {
+        self.seen.get(id).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// Generate a file with the ffmpeg CLI (test fixtures only; the platform
+/// itself never spawns ffmpeg).
+pub fn ffmpeg(args: &[&str]) -> Result<()> {
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .status()
+        .context("run ffmpeg (apt-get install ffmpeg)")?;
+    if !status.success() {
+        bail!("ffmpeg {args:?} failed");
+    }
+    Ok(())
+}
+
+/// A scratch path for fixtures.
+pub fn fixture_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("stream-fixtures-{}", unique_prefix()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
