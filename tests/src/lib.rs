@@ -189,7 +189,12 @@ impl Stack {
     }
 
     /// Upload bytes as the raw body with a content type.
-    pub async fn upload_bytes(&self, bytes: Vec<u8>, content_type: &str, title: &str) -> Result<reqwest::Response> {
+    pub async fn upload_bytes(
+        &self,
+        bytes: Vec<u8>,
+        content_type: &str,
+        title: &str,
+    ) -> Result<reqwest::Response> {
         Ok(self
             .http
             .post(format!("{}/v1/videos", self.ingest))

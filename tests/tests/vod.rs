@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use stream_tests::{ffmpeg, fixture_dir, Outcome, Stack, StackOptions};
 use stream_testkit::hls::decode_rendition;
 use stream_testkit::samples;
+use stream_tests::{ffmpeg, fixture_dir, Outcome, Stack, StackOptions};
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -16,9 +16,21 @@ async fn samples_become_aligned_hls_ladders() {
     let mut outcomes = stack.watch_outcomes().await.unwrap();
     // (sample, frame duration s, source duration s, expected video renditions)
     let cases = [
-        (samples::BIG_BUCK_BUNNY, 1.0 / 25.0, 5.28, vec!["720p", "480p", "360p", "240p"], true),
+        (
+            samples::BIG_BUCK_BUNNY,
+            1.0 / 25.0,
+            5.28,
+            vec!["720p", "480p", "360p", "240p"],
+            true,
+        ),
         (samples::BIKES, 1.0 / 25.0, 10.0, vec!["240p"], false),
-        (samples::CARPHONE, 1001.0 / 30000.0, 4.004, vec!["144p"], false),
+        (
+            samples::CARPHONE,
+            1001.0 / 30000.0,
+            4.004,
+            vec!["144p"],
+            false,
+        ),
     ];
     let mut ids = Vec::new();
     for (i, (sample, ..)) in cases.iter().enumerate() {
@@ -26,9 +38,10 @@ async fn samples_become_aligned_hls_ladders() {
         let id = if i == 1 {
             // The browser's way: multipart/form-data.
             let bytes = tokio::fs::read(&path).await.unwrap();
-            let form = reqwest::multipart::Form::new()
-                .text("title", "bikes")
-                .part("file", reqwest::multipart::Part::bytes(bytes).file_name("bikes.mp4"));
+            let form = reqwest::multipart::Form::new().text("title", "bikes").part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name("bikes.mp4"),
+            );
             let resp = stack
                 .http
                 .post(format!("{}/v1/videos", stack.ingest))
@@ -42,7 +55,10 @@ async fn samples_become_aligned_hls_ladders() {
             v["id"].as_str().unwrap().to_string()
         } else {
             let bytes = tokio::fs::read(&path).await.unwrap();
-            stack.upload_ok(bytes, sample.trim_end_matches(".mp4")).await.unwrap()
+            stack
+                .upload_ok(bytes, sample.trim_end_matches(".mp4"))
+                .await
+                .unwrap()
         };
         // Status is visible at once.
         let status: serde_json::Value = stack
@@ -54,7 +70,13 @@ async fn samples_become_aligned_hls_ladders() {
             .json()
             .await
             .unwrap();
-        assert!(matches!(status["status"].as_str(), Some("queued" | "processing" | "ready")), "{status}");
+        assert!(
+            matches!(
+                status["status"].as_str(),
+                Some("queued" | "processing" | "ready")
+            ),
+            "{status}"
+        );
         ids.push(id);
     }
     for ((sample, frame_s, source_s, expected, has_audio), id) in cases.iter().zip(&ids) {
@@ -63,8 +85,15 @@ async fn samples_become_aligned_hls_ladders() {
             Outcome::Failed(f) => panic!("{sample} failed: {}", f.reason),
         };
         // Event order: accepted, started, ..., playable before ready.
-        let kinds: Vec<&'static str> = outcomes.events(id).iter().map(stream_bus::event_kind).collect();
-        let playable = kinds.iter().position(|k| *k == "playable").expect("playable event");
+        let kinds: Vec<&'static str> = outcomes
+            .events(id)
+            .iter()
+            .map(stream_bus::event_kind)
+            .collect();
+        let playable = kinds
+            .iter()
+            .position(|k| *k == "playable")
+            .expect("playable event");
         let ready_at = kinds.iter().position(|k| *k == "ready").unwrap();
         assert!(playable < ready_at, "{kinds:?}");
         assert!(kinds.contains(&"rendition_ready"), "{kinds:?}");
@@ -77,13 +106,20 @@ async fn samples_become_aligned_hls_ladders() {
             .map(|v| v.uri.split('/').next().unwrap().to_string())
             .collect();
         assert_eq!(&names, expected, "{sample}");
-        assert_eq!(master.alternatives.len(), usize::from(*has_audio), "{sample}");
+        assert_eq!(
+            master.alternatives.len(),
+            usize::from(*has_audio),
+            "{sample}"
+        );
         for v in &master.variants {
             assert!(v.bandwidth > 0 && v.average_bandwidth.unwrap() > 0);
             assert!(v.bandwidth >= v.average_bandwidth.unwrap());
             assert!(v.codecs.as_deref().unwrap().starts_with("avc1."));
             assert!(v.resolution.is_some() && v.frame_rate.is_some());
-            assert_eq!(v.codecs.as_deref().unwrap().contains("mp4a.40.2"), *has_audio);
+            assert_eq!(
+                v.codecs.as_deref().unwrap().contains("mp4a.40.2"),
+                *has_audio
+            );
         }
         let mut boundaries: Option<Vec<f64>> = None;
         for name in &names {
@@ -99,8 +135,15 @@ async fn samples_become_aligned_hls_ladders() {
                 "{sample} {name}: decoded {:.4} s vs source {source_s} s",
                 r.decoded_duration_s
             );
-            assert!(r.segment_starts.iter().all(|(_, key)| *key), "{sample} {name}: segment without keyframe start");
-            let starts: Vec<f64> = r.segment_starts.iter().map(|(p, _)| (p * 1000.0).round()).collect();
+            assert!(
+                r.segment_starts.iter().all(|(_, key)| *key),
+                "{sample} {name}: segment without keyframe start"
+            );
+            let starts: Vec<f64> = r
+                .segment_starts
+                .iter()
+                .map(|(p, _)| (p * 1000.0).round())
+                .collect();
             match &boundaries {
                 None => boundaries = Some(starts),
                 Some(b) => assert_eq!(b, &starts, "{sample}: {name} keyframes not aligned"),
@@ -108,7 +151,11 @@ async fn samples_become_aligned_hls_ladders() {
         }
         if *has_audio {
             let a = decode_rendition(&dir.path().join("audio")).unwrap();
-            assert!((a.decoded_duration_s - source_s).abs() < 0.1, "audio {}", a.decoded_duration_s);
+            assert!(
+                (a.decoded_duration_s - source_s).abs() < 0.1,
+                "audio {}",
+                a.decoded_duration_s
+            );
         }
         assert!((ready.duration_s - source_s).abs() <= frame_s + 1e-3);
         // The control plane's catalogue agrees, through the edge's REST facade.
@@ -123,7 +170,13 @@ async fn samples_become_aligned_hls_ladders() {
         assert_eq!(v["playback_url"], format!("/hls/{id}/master.m3u8"));
         assert_eq!(v["renditions"].as_array().unwrap().len(), expected.len());
     }
-    let list: serde_json::Value = stack.edge_get("/api/v1/videos").await.unwrap().json().await.unwrap();
+    let list: serde_json::Value = stack
+        .edge_get("/api/v1/videos")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["videos"].as_array().unwrap().len(), 3);
     stack.stop().await;
 }
@@ -165,7 +218,13 @@ fn bad_inputs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     // A Matroska header declaring a ~31-year duration.
     let mkv = dir.join("long.mkv");
     ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=10:duration=1", "-c:v", "libx264", mkv.to_str().unwrap(),
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x64:rate=10:duration=1",
+        "-c:v",
+        "libx264",
+        mkv.to_str().unwrap(),
     ])
     .unwrap();
     let mut long = std::fs::read(&mkv).unwrap();
@@ -174,7 +233,9 @@ fn bad_inputs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         .position(|w| w == [0x44, 0x89, 0x88])
         .expect("Matroska Duration element");
     long[pos + 3..pos + 11].copy_from_slice(&1e12f64.to_be_bytes());
-    let hls = b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n".to_vec();
+    let hls =
+        b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n"
+            .to_vec();
     let concat = b"ffconcat version 1.0\nfile /etc/passwd\n".to_vec();
     let _ = std::fs::remove_dir_all(&dir);
     vec![
@@ -200,11 +261,17 @@ async fn bad_inputs_fail_cleanly_and_the_worker_goes_on() {
     let mut outcomes = stack.watch_outcomes().await.unwrap();
 
     // Zero bytes never becomes a job.
-    let resp = stack.upload_bytes(Vec::new(), "video/mp4", "empty").await.unwrap();
+    let resp = stack
+        .upload_bytes(Vec::new(), "video/mp4", "empty")
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     assert!(resp.text().await.unwrap().contains("empty"));
     // Not a video content type.
-    let resp = stack.upload_bytes(b"x".to_vec(), "text/plain", "txt").await.unwrap();
+    let resp = stack
+        .upload_bytes(b"x".to_vec(), "text/plain", "txt")
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 415);
 
     let bad = bad_inputs();
@@ -213,7 +280,10 @@ async fn bad_inputs_fail_cleanly_and_the_worker_goes_on() {
         ids.push(stack.upload_ok(bytes.clone(), name).await.unwrap());
     }
     let good = stack
-        .upload_ok(std::fs::read(samples::path(samples::CARPHONE)).unwrap(), "good")
+        .upload_ok(
+            std::fs::read(samples::path(samples::CARPHONE)).unwrap(),
+            "good",
+        )
         .await
         .unwrap();
     for ((name, _, words), id) in bad.iter().zip(&ids) {
@@ -237,12 +307,18 @@ async fn bad_inputs_fail_cleanly_and_the_worker_goes_on() {
                     .unwrap();
                 assert_eq!(v["status"], "failed", "{name}");
                 assert_eq!(v["error"].as_str(), Some(f.reason.as_str()));
-                let master = stack.edge_get(&format!("/hls/{id}/master.m3u8")).await.unwrap();
+                let master = stack
+                    .edge_get(&format!("/hls/{id}/master.m3u8"))
+                    .await
+                    .unwrap();
                 assert_eq!(master.status(), 404, "{name}: master served after failure");
             }
             Outcome::Ready(_) => panic!("{name} was accepted as a video"),
         }
     }
-    assert!(matches!(outcomes.wait(&good, JOB_TIMEOUT).await.unwrap(), Outcome::Ready(_)));
+    assert!(matches!(
+        outcomes.wait(&good, JOB_TIMEOUT).await.unwrap(),
+        Outcome::Ready(_)
+    ));
     stack.stop().await;
 }

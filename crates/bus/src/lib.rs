@@ -176,33 +176,52 @@ impl Bus {
     }
 
     async fn ensure_streams(&self) -> Result<(), BusError> {
-        self.js
-            .get_or_create_stream(stream::Config {
-                name: self.subjects.jobs_stream(),
-                subjects: vec![self.subjects.jobs()],
-                retention: stream::RetentionPolicy::WorkQueue,
-                duplicate_window: JOB_DEDUP_WINDOW,
-                max_messages: JOB_QUEUE_MAX,
-                discard: stream::DiscardPolicy::New,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(js_err)?;
-        self.js
-            .get_or_create_stream(stream::Config {
-                name: self.subjects.events_stream(),
-                subjects: vec![self.subjects.all_video_events()],
-                retention: stream::RetentionPolicy::Limits,
-                max_age: Duration::from_secs(7 * 24 * 3600),
-                max_bytes: 1 << 30,
-                discard: stream::DiscardPolicy::Old,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(js_err)?;
-        Ok(())
+        self.ensure_stream(stream::Config {
+            name: self.subjects.jobs_stream(),
+            subjects: vec![self.subjects.jobs()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            duplicate_window: JOB_DEDUP_WINDOW,
+            max_messages: JOB_QUEUE_MAX,
+            discard: stream::DiscardPolicy::New,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await?;
+        self.ensure_stream(stream::Config {
+            name: self.subjects.events_stream(),
+            subjects: vec![self.subjects.all_video_events()],
+            retention: stream::RetentionPolicy::Limits,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: 1 << 30,
+            discard: stream::DiscardPolicy::Old,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Create a stream unless it exists. Services start concurrently and
+    /// race to create the same streams; the loser's create fails (NATS 2.9
+    /// answers "subjects overlap"), so a failed create is followed by a
+    /// lookup of the winner's stream (bounded retries).
+    async fn ensure_stream(&self, config: stream::Config) -> Result<(), BusError> {
+        let name = config.name.clone();
+        let mut last_err = None;
+        for attempt in 0..5u64 {
+            match self.js.get_or_create_stream(config.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;
+                    if self.js.get_stream(&name).await.is_ok() {
+                        return Ok(());
+                    }
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(js_err(
+            last_err.map_or_else(|| "unknown".to_string(), |e| e.to_string()),
+        ))
     }
 
     /// Queue a job; a second submission of the same video id inside the

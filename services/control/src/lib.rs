@@ -45,7 +45,11 @@ pub async fn run(
     let catalog = Catalog::connect(&config.common.redis_url, &config.common.redis_prefix).await?;
     let projector = if config.projector {
         let bus = Bus::connect(&config.common.nats_url, &config.common.bus_prefix).await?;
-        Some(tokio::spawn(projector::run(bus, catalog.clone(), shutdown.clone())))
+        Some(tokio::spawn(projector::run(
+            bus,
+            catalog.clone(),
+            shutdown.clone(),
+        )))
     } else {
         None
     };

@@ -30,7 +30,11 @@ pub struct EdgeConfig {
     #[arg(long, env = "CONTROL_URL", default_value = "http://127.0.0.1:50051")]
     pub control_url: String,
     /// Ingest base URL as browsers reach it (for the upload form).
-    #[arg(long, env = "EDGE_INGEST_PUBLIC_URL", default_value = "http://localhost:8081")]
+    #[arg(
+        long,
+        env = "EDGE_INGEST_PUBLIC_URL",
+        default_value = "http://localhost:8081"
+    )]
     pub ingest_public_url: String,
     /// Requests served at once; more wait (bounded by the OS backlog).
     #[arg(long, env = "EDGE_MAX_CONCURRENT_REQUESTS", default_value_t = 4096)]
@@ -46,7 +50,10 @@ impl EdgeConfig {
             }
         }
         if !self.control_url.starts_with("http://") && !self.control_url.starts_with("https://") {
-            return Err(format!("CONTROL_URL={:?}: expected http(s)://host:port", self.control_url));
+            return Err(format!(
+                "CONTROL_URL={:?}: expected http(s)://host:port",
+                self.control_url
+            ));
         }
         if self.max_concurrent_requests == 0 {
             return Err("EDGE_MAX_CONCURRENT_REQUESTS must be > 0".into());

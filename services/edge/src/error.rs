@@ -23,7 +23,10 @@ impl IntoResponse for EdgeError {
             EdgeError::BadRequest(r) => (StatusCode::BAD_REQUEST, r),
             EdgeError::Store(e) => {
                 warn!(error = %e, "media store error");
-                (StatusCode::SERVICE_UNAVAILABLE, "media store unavailable".into())
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "media store unavailable".into(),
+                )
             }
             EdgeError::Upstream(e) => {
                 warn!(error = %e, "control plane error");

@@ -66,7 +66,9 @@ pub async fn serve(
             .get_opts(
                 &key,
                 GetOptions {
-                    if_none_match: if_none_match.clone().map(|e| e.trim_matches('"').to_string()),
+                    if_none_match: if_none_match
+                        .clone()
+                        .map(|e| e.trim_matches('"').to_string()),
                     ..Default::default()
                 },
             )
@@ -74,7 +76,10 @@ pub async fn serve(
         let result = match got {
             Ok(r) => r,
             Err(object_store::Error::NotModified { .. }) => {
-                return Ok(not_modified(if_none_match.as_deref(), playlist_cache(&path, status, None)))
+                return Ok(not_modified(
+                    if_none_match.as_deref(),
+                    playlist_cache(&path, status, None),
+                ))
             }
             Err(object_store::Error::NotFound { .. }) => return Err(EdgeError::NotFound),
             Err(e) => return Err(EdgeError::Store(e.to_string())),
@@ -116,19 +121,21 @@ pub async fn serve(
     let size = meta.size;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         None => None,
-        Some(raw) => match http_range_header::parse_range_header(raw).and_then(|r| r.validate(size)) {
-            Ok(ranges) if ranges.len() == 1 => Some(ranges[0].clone()),
-            // Several ranges: answer with the whole object.
-            Ok(_) => None,
-            Err(_) => {
-                return Ok(Response::builder()
-                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                    .header(header::CONTENT_RANGE, format!("bytes */{size}"))
-                    .header(header::CACHE_CONTROL, CACHE_IMMUTABLE)
-                    .body(Body::empty())
-                    .map_err(|e| EdgeError::Store(e.to_string()))?)
+        Some(raw) => {
+            match http_range_header::parse_range_header(raw).and_then(|r| r.validate(size)) {
+                Ok(ranges) if ranges.len() == 1 => Some(ranges[0].clone()),
+                // Several ranges: answer with the whole object.
+                Ok(_) => None,
+                Err(_) => {
+                    return Ok(Response::builder()
+                        .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                        .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                        .header(header::CACHE_CONTROL, CACHE_IMMUTABLE)
+                        .body(Body::empty())
+                        .map_err(|e| EdgeError::Store(e.to_string()))?)
+                }
             }
-        },
+        }
     };
     let (status_code, length) = match &range {
         Some(r) => (StatusCode::PARTIAL_CONTENT, r.end() - r.start() + 1),
@@ -169,7 +176,11 @@ pub async fn serve(
         .map_err(|e| EdgeError::Store(e.to_string()))
 }
 
-fn playlist_cache(path: &HlsPath, status: Option<VideoStatus>, body: Option<&[u8]>) -> &'static str {
+fn playlist_cache(
+    path: &HlsPath,
+    status: Option<VideoStatus>,
+    body: Option<&[u8]>,
+) -> &'static str {
     match path {
         HlsPath::Master if status == Some(VideoStatus::Ready) => CACHE_FINISHED,
         HlsPath::Master => CACHE_GROWING,
@@ -197,7 +208,12 @@ fn quote(tag: &str) -> String {
 /// `If-None-Match` (a list, or `*`) against a strong tag (RFC 9110 §13.1.2,
 /// weak comparison).
 fn etag_matches(if_none_match: &str, tag: &str) -> bool {
-    let bare = |t: &str| t.trim().trim_start_matches("W/").trim_matches('"').to_string();
+    let bare = |t: &str| {
+        t.trim()
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .to_string()
+    };
     if_none_match.trim() == "*" || if_none_match.split(',').any(|t| bare(t) == bare(tag))
 }
 
@@ -226,9 +242,21 @@ mod tests {
     #[test]
     fn playlist_cache_policy() {
         let media = HlsPath::parse("720p/index.m3u8").unwrap();
-        assert_eq!(playlist_cache(&media, None, Some(b"#EXTM3U\n#EXT-X-ENDLIST\n")), CACHE_FINISHED);
-        assert_eq!(playlist_cache(&media, None, Some(b"#EXTM3U\n")), CACHE_GROWING);
-        assert_eq!(playlist_cache(&HlsPath::Master, Some(VideoStatus::Ready), None), CACHE_FINISHED);
-        assert_eq!(playlist_cache(&HlsPath::Master, Some(VideoStatus::Processing), None), CACHE_GROWING);
+        assert_eq!(
+            playlist_cache(&media, None, Some(b"#EXTM3U\n#EXT-X-ENDLIST\n")),
+            CACHE_FINISHED
+        );
+        assert_eq!(
+            playlist_cache(&media, None, Some(b"#EXTM3U\n")),
+            CACHE_GROWING
+        );
+        assert_eq!(
+            playlist_cache(&HlsPath::Master, Some(VideoStatus::Ready), None),
+            CACHE_FINISHED
+        );
+        assert_eq!(
+            playlist_cache(&HlsPath::Master, Some(VideoStatus::Processing), None),
+            CACHE_GROWING
+        );
     }
 }

@@ -87,7 +87,11 @@ pub fn router(state: Arc<AppState>, config: &EdgeConfig) -> Router {
                 let state = health_state.clone();
                 async move {
                     let redis = state.catalog.ping().await.is_ok();
-                    let code = if redis { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                    let code = if redis {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
                     (code, Json(serde_json::json!({ "redis": redis }))).into_response()
                 }
             }),

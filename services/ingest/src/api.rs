@@ -46,7 +46,10 @@ impl ApiError {
     }
     fn internal(context: &str, e: impl std::fmt::Display) -> Self {
         warn!(error = %e, "{context}");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{context}; try again"))
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{context}; try again"),
+        )
     }
 }
 
@@ -63,9 +66,10 @@ impl From<StoreError> for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("upload exceeds the limit of {limit} bytes"),
             ),
-            StoreError::Body(reason) => {
-                ApiError::new(StatusCode::BAD_REQUEST, format!("upload interrupted: {reason}"))
-            }
+            StoreError::Body(reason) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("upload interrupted: {reason}"),
+            ),
             other => ApiError::internal("media store unavailable", other),
         }
     }
@@ -151,7 +155,10 @@ async fn create_video(
     if declared.is_some_and(|n| n > shared.max_upload_bytes.saturating_add(64 * 1024)) {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("upload exceeds the limit of {} bytes", shared.max_upload_bytes),
+            format!(
+                "upload exceeds the limit of {} bytes",
+                shared.max_upload_bytes
+            ),
         ));
     }
     let id = VideoId::generate().to_string();
@@ -172,11 +179,7 @@ async fn create_video(
             .and_then(|mut s| s.next_back().map(title_from_filename))
             .unwrap_or_else(|| "untitled".into());
         let title = clean_title(body.title.as_deref().or(q.title.as_deref()), &fallback);
-        (
-            title,
-            media::transcode_job::Source::Url(url.to_string()),
-            0,
-        )
+        (title, media::transcode_job::Source::Url(url.to_string()), 0)
     } else if content_type.starts_with("multipart/form-data") {
         let mut multipart = Multipart::from_request(request, &())
             .await
@@ -235,7 +238,10 @@ async fn create_video(
     let is_upload = matches!(source, media::transcode_job::Source::ObjectKey(_));
     if is_upload && size == 0 {
         let _ = shared.store.delete(&key).await;
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "the upload is empty (0 bytes)"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the upload is empty (0 bytes)",
+        ));
     }
     let source_label = match &source {
         media::transcode_job::Source::Url(u) => u.clone(),
@@ -295,9 +301,9 @@ async fn get_video(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id: VideoId = id
-        .parse()
-        .map_err(|e: stream_hls::path::PathError| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let id: VideoId = id.parse().map_err(|e: stream_hls::path::PathError| {
+        ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+    })?;
     let record = shared
         .catalog
         .get(&id.to_string())
@@ -317,6 +323,9 @@ mod tests {
         assert_eq!(title_from_filename("bigbuckbunny.mp4"), "bigbuckbunny");
         assert_eq!(clean_title(Some("  a\u{0}b \n"), "x"), "ab");
         assert_eq!(clean_title(Some("   "), "fallback"), "fallback");
-        assert_eq!(clean_title(Some(&"x".repeat(500)), "f").len(), MAX_TITLE_CHARS);
+        assert_eq!(
+            clean_title(Some(&"x".repeat(500)), "f").len(),
+            MAX_TITLE_CHARS
+        );
     }
 }

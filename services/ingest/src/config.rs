@@ -9,7 +9,10 @@ use stream_runtime::CommonConfig;
 
 /// `ingest` settings.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ingest", about = "Uploads, transcode workers and HLS publishing")]
+#[command(
+    name = "ingest",
+    about = "Uploads, transcode workers and HLS publishing"
+)]
 pub struct IngestConfig {
     #[command(flatten)]
     pub common: CommonConfig,
@@ -29,7 +32,11 @@ pub struct IngestConfig {
     #[arg(long, env = "INGEST_SCRATCH_DIR", default_value = "var/scratch")]
     pub scratch_dir: PathBuf,
     /// ABR ladder, `HEIGHT:BITRATE,...`.
-    #[arg(long, env = "INGEST_LADDER", default_value = "1080:5000k,720:3000k,480:1400k,360:800k,240:400k")]
+    #[arg(
+        long,
+        env = "INGEST_LADDER",
+        default_value = "1080:5000k,720:3000k,480:1400k,360:800k,240:400k"
+    )]
     pub ladder: Ladder,
     /// Segment and GOP duration, seconds.
     #[arg(long, env = "INGEST_SEGMENT_SECONDS", default_value_t = 2.0)]
@@ -56,7 +63,15 @@ pub struct IngestConfig {
 
 /// x264 presets libx264 accepts.
 const PRESETS: [&str; 10] = [
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
     "placebo",
 ];
 
@@ -71,10 +86,15 @@ impl IngestConfig {
             ));
         }
         if !PRESETS.contains(&self.x264_preset.as_str()) {
-            return Err(format!("INGEST_X264_PRESET={:?}: not an x264 preset", self.x264_preset));
+            return Err(format!(
+                "INGEST_X264_PRESET={:?}: not an x264 preset",
+                self.x264_preset
+            ));
         }
         if self.max_upload_bytes == 0 || self.max_concurrent_uploads == 0 {
-            return Err("INGEST_MAX_UPLOAD_BYTES and INGEST_MAX_CONCURRENT_UPLOADS must be > 0".into());
+            return Err(
+                "INGEST_MAX_UPLOAD_BYTES and INGEST_MAX_CONCURRENT_UPLOADS must be > 0".into(),
+            );
         }
         if self.workers > 16 {
             return Err(format!("INGEST_WORKERS={}: at most 16", self.workers));

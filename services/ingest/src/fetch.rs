@@ -177,7 +177,9 @@ pub async fn download(
             .map_err(|e| FetchError::Failed(e.to_string()))?;
         return Ok(size);
     }
-    Err(FetchError::Failed(format!("more than {MAX_REDIRECTS} redirects")))
+    Err(FetchError::Failed(format!(
+        "more than {MAX_REDIRECTS} redirects"
+    )))
 }
 
 #[cfg(test)]
@@ -187,8 +189,18 @@ mod tests {
     #[test]
     fn public_and_private_addresses() {
         for private in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-            "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "224.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "224.0.0.1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }

@@ -62,7 +62,10 @@ impl Shared {
 }
 
 /// Connect to NATS, Redis and the store.
-pub async fn connect(config: &IngestConfig, shutdown: CancellationToken) -> anyhow::Result<Arc<Shared>> {
+pub async fn connect(
+    config: &IngestConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Arc<Shared>> {
     let bus = Bus::connect(&config.common.nats_url, &config.common.bus_prefix).await?;
     let catalog = Catalog::connect(&config.common.redis_url, &config.common.redis_prefix).await?;
     let store = MediaStore::open(&config.common.media_store)?;

@@ -165,7 +165,11 @@ async fn handle(shared: &Arc<Shared>, msg: jetstream::Message) {
 }
 
 #[instrument(skip_all, fields(video_id = %job.video_id, attempt))]
-async fn process(shared: &Arc<Shared>, job: &media::TranscodeJob, attempt: u32) -> Result<(), JobError> {
+async fn process(
+    shared: &Arc<Shared>,
+    job: &media::TranscodeJob,
+    attempt: u32,
+) -> Result<(), JobError> {
     let video_id = job.video_id.clone();
     let scratch = shared.scratch_dir.join(&video_id);
     let _ = tokio::fs::remove_dir_all(&scratch).await;
@@ -219,7 +223,11 @@ async fn process(shared: &Arc<Shared>, job: &media::TranscodeJob, attempt: u32) 
                         }),
                     ))
                     .await;
-                info!(tracks = plan.tracks.len(), duration_s = plan.source.duration_s, "transcode started");
+                info!(
+                    tracks = plan.tracks.len(),
+                    duration_s = plan.source.duration_s,
+                    "transcode started"
+                );
                 publisher = Some(p);
             }
             PipelineEvent::Progress(p) => {
@@ -239,7 +247,9 @@ async fn process(shared: &Arc<Shared>, job: &media::TranscodeJob, attempt: u32) 
                 }
             }
             PipelineEvent::SegmentClosed { track } => {
-                let Some(p) = publisher.as_mut() else { continue };
+                let Some(p) = publisher.as_mut() else {
+                    continue;
+                };
                 if let Err(e) = p.sync_track(&track).await {
                     publish_error = Some(JobError::retry(format!("publish: {e}")));
                     cancel.store(true, Ordering::Relaxed);
@@ -290,7 +300,9 @@ async fn process(shared: &Arc<Shared>, job: &media::TranscodeJob, attempt: u32) 
             .map_err(|e| JobError::retry(format!("publish: {e}")))?;
     }
     if !p.all_tracks_ended() {
-        return Err(JobError::retry("packager finished without closing every playlist"));
+        return Err(JobError::retry(
+            "packager finished without closing every playlist",
+        ));
     }
     p.publish_final_master()
         .await
@@ -298,7 +310,10 @@ async fn process(shared: &Arc<Shared>, job: &media::TranscodeJob, attempt: u32) 
     for name in p.ended_tracks() {
         if let Some(r) = p.rendition_by_name(&name) {
             shared
-                .emit(event(&video_id, Kind::RenditionReady(media::RenditionReady { rendition: Some(r) })))
+                .emit(event(
+                    &video_id,
+                    Kind::RenditionReady(media::RenditionReady { rendition: Some(r) }),
+                ))
                 .await;
         }
     }
@@ -318,7 +333,11 @@ async fn process(shared: &Arc<Shared>, job: &media::TranscodeJob, attempt: u32) 
     Ok(())
 }
 
-async fn fetch_source(shared: &Shared, job: &media::TranscodeJob, dest: &Path) -> Result<(), JobError> {
+async fn fetch_source(
+    shared: &Shared,
+    job: &media::TranscodeJob,
+    dest: &Path,
+) -> Result<(), JobError> {
     match &job.source {
         Some(Source::ObjectKey(key)) => {
             let key = stream_store::object_store::path::Path::from(key.as_str());
@@ -329,12 +348,17 @@ async fn fetch_source(shared: &Shared, job: &media::TranscodeJob, dest: &Path) -
                 .map_err(|e| JobError::retry(format!("read upload: {e}")))?;
         }
         Some(Source::Url(url)) => {
-            fetch::download(url, dest, shared.max_upload_bytes, shared.allow_private_urls)
-                .await
-                .map_err(|e| match e {
-                    fetch::FetchError::Failed(reason) => JobError::retry(format!("import: {reason}")),
-                    other => JobError::input(format!("import: {other}")),
-                })?;
+            fetch::download(
+                url,
+                dest,
+                shared.max_upload_bytes,
+                shared.allow_private_urls,
+            )
+            .await
+            .map_err(|e| match e {
+                fetch::FetchError::Failed(reason) => JobError::retry(format!("import: {reason}")),
+                other => JobError::input(format!("import: {other}")),
+            })?;
         }
         None => return Err(JobError::input("job names no source")),
     }

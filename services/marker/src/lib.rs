@@ -37,9 +37,19 @@ async fn readyz(State(s): State<Arc<AppState>>) -> impl IntoResponse {
         stream_bus::async_nats::connection::State::Connected
     );
     let mut con = s.redis.clone();
-    let redis = redis::cmd("PING").query_async::<String>(&mut con).await.is_ok();
-    let code = if nats && redis { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(serde_json::json!({ "nats": nats, "redis": redis })))
+    let redis = redis::cmd("PING")
+        .query_async::<String>(&mut con)
+        .await
+        .is_ok();
+    let code = if nats && redis {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(serde_json::json!({ "nats": nats, "redis": redis })),
+    )
 }
 
 /// Serve until `shutdown`.
@@ -49,7 +59,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let bus = Bus::connect(&config.common.nats_url, &config.common.bus_prefix).await?;
-    let redis = ConnectionManager::new(redis::Client::open(config.common.redis_url.as_str())?).await?;
+    let redis =
+        ConnectionManager::new(redis::Client::open(config.common.redis_url.as_str())?).await?;
     let state = Arc::new(AppState { bus, redis });
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
