@@ -96,7 +96,8 @@ function metaParts(v) {
   const r = v.renditions || [];
   if (r.length) {
     const ready = r.filter((x) => x.ready).length;
-    parts.push(ready === r.length ? `${r.length} renditions` : `${ready}/${r.length} renditions`);
+    const noun = r.length === 1 ? 'rendition' : 'renditions';
+    parts.push(ready === r.length ? `${r.length} ${noun}` : `${ready}/${r.length} ${noun}`);
   }
   return parts;
 }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Start the four services in the background (logs in var/log, PIDs in
+# var/run), ingest the samples that are not in the catalogue yet, print the
+# URL. Running it again is harmless: live services are left alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+export MEDIA_STORE=${MEDIA_STORE:-$PWD/var/media}
+export INGEST_SCRATCH_DIR=${INGEST_SCRATCH_DIR:-$PWD/var/scratch}
+export EDGE_STATIC_DIR=${EDGE_STATIC_DIR:-$PWD/frontend/dist}
+EDGE_PORT=${EDGE_PORT:-8080}; INGEST_PORT=${INGEST_PORT:-8081}
+MARKER_PORT=${MARKER_PORT:-8082}; CONTROL_PORT=${CONTROL_PORT:-50051}
+export EDGE_HTTP_ADDR=${EDGE_HTTP_ADDR:-0.0.0.0:$EDGE_PORT}
+export INGEST_HTTP_ADDR=${INGEST_HTTP_ADDR:-0.0.0.0:$INGEST_PORT}
+export MARKER_HTTP_ADDR=${MARKER_HTTP_ADDR:-0.0.0.0:$MARKER_PORT}
+export CONTROL_GRPC_ADDR=${CONTROL_GRPC_ADDR:-0.0.0.0:$CONTROL_PORT}
+export CONTROL_URL=${CONTROL_URL:-http://127.0.0.1:$CONTROL_PORT}
+export EDGE_INGEST_PUBLIC_URL=${EDGE_INGEST_PUBLIC_URL:-http://localhost:$INGEST_PORT}
+export EDGE_CORS_ORIGINS=${EDGE_CORS_ORIGINS:-http://localhost:$EDGE_PORT,http://127.0.0.1:$EDGE_PORT}
+export INGEST_CORS_ORIGINS=${INGEST_CORS_ORIGINS:-http://localhost:$EDGE_PORT,http://127.0.0.1:$EDGE_PORT}
+mkdir -p var/run var/log "$MEDIA_STORE" "$INGEST_SCRATCH_DIR"
+
+alive() { [ -f "var/run/$1.pid" ] && kill -0 "$(cat "var/run/$1.pid")" 2>/dev/null; }
+for svc in control ingest marker edge; do
+  if alive "$svc"; then echo "up: $svc already running (pid $(cat var/run/$svc.pid))"; continue; fi
+  nohup "target/release/$svc" >"var/log/$svc.log" 2>&1 &
+  echo $! > "var/run/$svc.pid"
+  echo "up: started $svc (pid $!, log var/log/$svc.log)"
+done
+
+wait_ok() {
+  for _ in $(seq 1 150); do curl -fsS -o /dev/null "$1" && return 0; sleep 0.2; done
+  echo "up: $1 did not become ready; see var/log/" >&2; exit 1
+}
+wait_ok "http://127.0.0.1:$INGEST_PORT/readyz"
+wait_ok "http://127.0.0.1:$MARKER_PORT/readyz"
+wait_ok "http://127.0.0.1:$EDGE_PORT/readyz"
+wait_ok "http://127.0.0.1:$EDGE_PORT/api/v1/videos"
+
+# Ingest each sample once (by title).
+titles=$(curl -fsS "http://127.0.0.1:$EDGE_PORT/api/v1/videos?page_size=100" |
+  python3 -c 'import json,sys; print("\n".join(v["title"] for v in json.load(sys.stdin)["videos"] if v["status"]!="failed"))')
+for f in .cache/samples/*.mp4; do
+  t=$(basename "$f" .mp4)
+  if grep -qx "$t" <<<"$titles"; then echo "up: $t already ingested"; continue; fi
+  id=$(curl -fsS -X POST -H 'content-type: video/mp4' --data-binary "@$f" \
+    "http://127.0.0.1:$INGEST_PORT/v1/videos?title=$t" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  echo "up: uploaded $t as $id"
+done
+
+# Wait for the catalogue to settle (bounded), showing progress.
+for _ in $(seq 1 300); do
+  line=$(curl -fsS "http://127.0.0.1:$EDGE_PORT/api/v1/videos?page_size=100" | python3 -c '
+import json,sys
+vs=json.load(sys.stdin)["videos"]
+print(" ".join(f"{v[\"title\"]}={v[\"status\"]}({v[\"progress_percent\"]:.0f}%)" for v in vs))
+print("busy" if any(v["status"] in ("queued","processing") for v in vs) else "done")')
+  printf '\r%s' "$(head -1 <<<"$line")"
+  [ "$(tail -1 <<<"$line")" = done ] && break
+  sleep 1
+done
+echo
+echo "up: open http://localhost:$EDGE_PORT"
