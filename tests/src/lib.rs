@@ -263,11 +263,27 @@ impl Stack {
         Ok(resp.bytes().await?)
     }
 
-    /// Stop every service and wait for them.
+    /// Stop every service, wait for them, and remove this stack's streams
+    /// and Redis keys.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         for t in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
+        }
+        if let Ok(bus) = stream_bus::Bus::connect(&env::nats_url(), &self.prefix).await {
+            let _ = bus.delete_streams().await;
+        }
+        if let Ok(client) = redis::Client::open(env::redis_url()) {
+            if let Ok(mut con) = client.get_multiplexed_async_connection().await {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{}:*", self.prefix))
+                    .query_async(&mut con)
+                    .await
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut con).await;
+                }
+            }
         }
     }
 }

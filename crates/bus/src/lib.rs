@@ -254,6 +254,24 @@ impl Bus {
         Ok(())
     }
 
+    /// Jobs waiting in (or held from) the work queue.
+    pub async fn queued_jobs(&self) -> Result<u64, BusError> {
+        let mut stream = self
+            .js
+            .get_stream(self.subjects.jobs_stream())
+            .await
+            .map_err(js_err)?;
+        Ok(stream.info().await.map_err(js_err)?.state.messages)
+    }
+
+    /// Delete both streams of this prefix (test and teardown use).
+    pub async fn delete_streams(&self) -> Result<(), BusError> {
+        for name in [self.subjects.jobs_stream(), self.subjects.events_stream()] {
+            self.js.delete_stream(&name).await.map_err(js_err)?;
+        }
+        Ok(())
+    }
+
     /// The durable pull consumer transcode workers share.
     pub async fn job_consumer(&self) -> Result<consumer::PullConsumer, BusError> {
         let stream = self

@@ -32,6 +32,11 @@ pub(crate) struct TrackMuxer {
     next_cut_s: f64,
     packets: u64,
     is_video: bool,
+    /// The last packet, held until the next one gives its true duration
+    /// (next DTS − its DTS): constant durations overlap the next DTS when
+    /// timestamps are off the frame grid or the source is VFR, and the mp4
+    /// muxer then rewrites timestamps.
+    pending: Option<ff::Packet>,
 }
 
 impl TrackMuxer {
@@ -94,11 +99,13 @@ impl TrackMuxer {
             next_cut_s: segment_duration_s,
             packets: 0,
             is_video,
+            pending: None,
         })
     }
 
-    /// Write one encoded packet (timestamps in `from` time base). Returns
-    /// `true` when writing it closed a segment, i.e. the track's playlist on
+    /// Take one encoded packet (timestamps in `from` time base); the
+    /// previous packet is written now that its duration is known. Returns
+    /// `true` when that write closed a segment, i.e. the track's playlist on
     /// disk just gained an entry.
     pub fn write(
         &mut self,
@@ -108,6 +115,21 @@ impl TrackMuxer {
         packet.rescale_ts(from, self.time_base);
         packet.set_stream(0);
         packet.set_position(-1);
+        let Some(mut previous) = self.pending.replace(packet) else {
+            return Ok(false);
+        };
+        if let (Some(prev_dts), Some(next_dts)) = (
+            previous.dts(),
+            self.pending.as_ref().and_then(ff::Packet::dts),
+        ) {
+            if next_dts > prev_dts {
+                previous.set_duration(next_dts - prev_dts);
+            }
+        }
+        self.write_now(previous)
+    }
+
+    fn write_now(&mut self, packet: ff::Packet) -> Result<bool, MediaError> {
         let pts_s = packet
             .pts()
             .map(|p| p as f64 * f64::from(self.time_base))
@@ -131,6 +153,9 @@ impl TrackMuxer {
     /// Write the trailer: the last segment is closed and the playlist gets
     /// `EXT-X-ENDLIST`.
     pub fn finish(mut self) -> Result<(), MediaError> {
+        if let Some(last) = self.pending.take() {
+            self.write_now(last)?;
+        }
         self.output.write_trailer().stage("hls trailer")
     }
 }

@@ -220,7 +220,12 @@ pub fn transcode(
     let mut tracks = Vec::new();
     let mut muxers = Vec::new();
     let mut video_encoders = Vec::new();
-    for plan in &plans {
+    let threads = rung_threads(&plans, opts.x264_threads);
+    for (plan, threads) in plans.iter().zip(threads) {
+        let settings = VideoEncoderSettings {
+            threads,
+            ..settings.clone()
+        };
         let enc = open_video_encoder(plan, video_tb, source.video.frame_rate, &settings)?;
         let codecs = avc_codecs_string(&extradata(enc.as_ref()))
             .ok_or_else(|| MediaError::Pipeline("libx264 produced no SPS in extradata".into()))?;
@@ -397,6 +402,27 @@ pub fn transcode(
         media_duration_s: stats.media_end_s,
         wall_s: started.elapsed().as_secs_f64(),
     })
+}
+
+/// x264 threads for each rung. `requested > 0` applies to every rung.
+/// `0` shares the machine's cores by pixel count: the rungs already run in
+/// parallel, so each gets `ceil(cores × its share of the ladder's pixels)`
+/// threads. Frame threads cost x264 compression efficiency and CPU, so the
+/// small rungs get one and only the large ones more.
+fn rung_threads(plans: &[RenditionPlan], requested: usize) -> Vec<usize> {
+    if requested > 0 {
+        return vec![requested; plans.len()];
+    }
+    let cores = thread::available_parallelism().map_or(2, |n| n.get()) as f64;
+    let pixels: Vec<f64> = plans
+        .iter()
+        .map(|p| f64::from(p.width) * f64::from(p.height))
+        .collect();
+    let total: f64 = pixels.iter().sum::<f64>().max(1.0);
+    pixels
+        .iter()
+        .map(|px| ((cores * px / total).ceil() as usize).clamp(1, 16))
+        .collect()
 }
 
 fn spawn(
@@ -654,8 +680,14 @@ impl DecodeStage {
             return Ok(());
         }
         *last_pts = Some(pts);
-        frame.set_kind(ff::picture::Type::None);
         let keyframe = state.is_boundary(pts);
+        // The picture type carries the shared keyframe decision: a rung
+        // that encodes the source size sends this very frame.
+        frame.set_kind(if keyframe {
+            ff::picture::Type::I
+        } else {
+            ff::picture::Type::None
+        });
         stats.frames += 1;
         stats.media_end_s = ((pts + self.frame_ticks) as f64 * f64::from(self.video_tb)).max(0.0);
         let shared = Arc::new(SourceFrame {
@@ -802,6 +834,7 @@ fn rung_stage(
     tx: Sender<PacketMsg>,
 ) -> Result<(), MediaError> {
     let mut scaler: Option<(ff::format::Pixel, u32, u32, ff::software::scaling::Context)> = None;
+    let mut scaled = ff::frame::Video::empty();
     let send_packets = |enc: &mut ff::encoder::video::Encoder| -> Result<(), MediaError> {
         let mut packet = ff::Packet::empty();
         while enc.receive_packet(&mut packet).is_ok() {
@@ -829,6 +862,13 @@ fn rung_stage(
             FrameMsg::End => break,
         };
         let (fmt, w, h) = (src.frame.format(), src.frame.width(), src.frame.height());
+        if fmt == ff::format::Pixel::YUV420P && w == plan.width && h == plan.height {
+            // Source size and format: no scaling, no copy (the encoder
+            // takes its own reference).
+            enc.send_frame(&src.frame).stage("libx264 encode")?;
+            send_packets(&mut enc)?;
+            continue;
+        }
         if !matches!(&scaler, Some((f, sw, sh, _)) if *f == fmt && *sw == w && *sh == h) {
             let ctx = ff::software::scaling::Context::get(
                 fmt,
@@ -843,7 +883,11 @@ fn rung_stage(
             scaler = Some((fmt, w, h, ctx));
         }
         let (_, _, _, ctx) = scaler.as_mut().expect("scaler set above");
-        let mut scaled = ff::frame::Video::empty();
+        // Reuse the output buffer once the encoder has let go of it.
+        // SAFETY: av_frame_is_writable only reads the frame's buffer refs.
+        if unsafe { ff::ffi::av_frame_is_writable(scaled.as_mut_ptr()) } == 0 {
+            scaled = ff::frame::Video::empty();
+        }
         ctx.run(&src.frame, &mut scaled).stage("swscale")?;
         // swscale output carries no PTS: copy it from the source frame.
         scaled.set_pts(Some(src.pts));

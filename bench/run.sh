@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `make bench [BENCH=name]`: run one benchmark or all. Each ends with one
+# JSON line of its figures and ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run_transcode() { cargo run --release -q -p stream-bench --bin transcode; }
+run_abr() { bash bench/abr.sh; }
+case "${1:-all}" in
+  transcode) run_transcode ;;
+  abr) run_abr ;;
+  all) run_transcode; run_abr ;;
+  *) echo "unknown bench ${1}; one of: transcode, abr, all" >&2; exit 2 ;;
+esac
