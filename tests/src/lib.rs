@@ -36,7 +36,15 @@ pub struct StackOptions {
     pub allow_private_urls: bool,
     /// Ladder override, e.g. `"720:3000k,360:800k"`.
     pub ladder: Option<String>,
+    /// Control plane session settings (defaults when `None`):
+    /// (ttl ms, heartbeat ms, max sessions, max per video).
+    pub sessions: Option<(u64, u64, u64, u64)>,
 }
+
+/// Admin bearer token of test stacks.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// Playback token secret of test stacks.
+pub const TOKEN_SECRET: &str = "test-token-secret-0123456789";
 
 /// A running stack.
 pub struct Stack {
@@ -70,11 +78,25 @@ impl Stack {
         let mut tasks = Vec::new();
 
         let (l, control_addr) = listener().await?;
+        let (ttl, heartbeat, max_sessions, max_per_video) =
+            opts.sessions.unwrap_or((30_000, 10_000, 100_000, 20_000));
         let control_cfg = stream_control::ControlConfig {
             common: common(&prefix, &store),
             grpc_addr: control_addr,
             projector: true,
+            session_ttl_ms: ttl,
+            heartbeat_ms: heartbeat,
+            max_sessions,
+            max_sessions_per_video: max_per_video,
+            max_reports_per_s: 10.0,
+            token_secret: Some(TOKEN_SECRET.into()),
+            token_ttl_s: 3600,
+            admin_token: Some(ADMIN_TOKEN.into()),
+            edge_public_url: "http://edge.test".into(),
+            tcp_endpoint: "edge.test:9000".into(),
+            segment_ms: 2000.0,
         };
+        control_cfg.validate().map_err(|e| anyhow!(e))?;
         let s = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = stream_control::run(control_cfg, l, s).await {

@@ -58,6 +58,7 @@ async fn imports_follow_redirects_when_allowed() {
     let stack = Stack::start(StackOptions {
         allow_private_urls: true,
         ladder: Some("240:400k".into()),
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -82,6 +82,16 @@ impl Subjects {
         format!("{}.video.{video_id}.*", self.prefix)
     }
 
+    /// Session lifecycle events: `P.session.<id>.<kind>` (`expired`, `closed`).
+    pub fn session_event(&self, session_id: &str, kind: &str) -> String {
+        format!("{}.session.{session_id}.{kind}", self.prefix)
+    }
+
+    /// Quality decisions for native TCP sessions: `P.session.<id>.decision`.
+    pub fn session_decision(&self, session_id: &str) -> String {
+        format!("{}.session.{session_id}.decision", self.prefix)
+    }
+
     fn stream_token(&self) -> String {
         self.prefix.to_uppercase().replace('-', "_")
     }

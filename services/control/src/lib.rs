@@ -1,6 +1,11 @@
 //! The control plane.
 //!
-//! * [`service`] — `streaming.control.v1.ControlPlane` over the catalogue.
+//! * [`service`] — `streaming.control.v1.ControlPlane`: catalogue, sessions,
+//!   the Feedback stream, the session reaper.
+//! * [`sessions`] — playback sessions in Redis (caps, TTL, reaping).
+//! * [`feedback`] — per-session server-side ABR (validation, staleness, rate
+//!   limit, `stream_abr` production algorithm).
+//! * [`auth`] — signed playback tokens (JWT HS256), admin bearer check.
 //! * [`convert`] — catalogue records ⇄ protobuf messages (the only place
 //!   both meet).
 //! * [`projector`] — applies the ingest event stream to the catalogue
@@ -8,9 +13,12 @@
 //!
 //! gRPC reflection, `grpc.health.v1` and gRPC-Web (HTTP/1.1, tonic-web) are on.
 
+pub mod auth;
 pub mod convert;
+pub mod feedback;
 pub mod projector;
 pub mod service;
+pub mod sessions;
 
 use std::net::SocketAddr;
 
@@ -34,6 +42,70 @@ pub struct ControlConfig {
     /// Project ingest events into the catalogue.
     #[arg(long, env = "CONTROL_PROJECTOR", default_value_t = true, action = clap::ArgAction::Set)]
     pub projector: bool,
+    /// A session without heartbeat or report expires after this, ms.
+    #[arg(long, env = "CONTROL_SESSION_TTL_MS", default_value_t = 30_000)]
+    pub session_ttl_ms: u64,
+    /// Heartbeat interval asked of clients, ms.
+    #[arg(long, env = "CONTROL_HEARTBEAT_MS", default_value_t = 10_000)]
+    pub heartbeat_ms: u64,
+    /// Live sessions at most, all videos.
+    #[arg(long, env = "CONTROL_MAX_SESSIONS", default_value_t = 100_000)]
+    pub max_sessions: u64,
+    /// Live sessions at most on one video.
+    #[arg(long, env = "CONTROL_MAX_SESSIONS_PER_VIDEO", default_value_t = 20_000)]
+    pub max_sessions_per_video: u64,
+    /// Buffer reports accepted per session per second (burst: 2 s worth).
+    #[arg(long, env = "CONTROL_MAX_REPORTS_PER_S", default_value_t = 10.0)]
+    pub max_reports_per_s: f64,
+    /// Secret for playback tokens (shared by every replica and the edge);
+    /// random per process when unset.
+    #[arg(long, env = "CONTROL_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+    /// Playback token lifetime, s.
+    #[arg(long, env = "CONTROL_TOKEN_TTL_S", default_value_t = 3600)]
+    pub token_ttl_s: i64,
+    /// Bearer token for admin calls (ListSessions); admin calls are off when unset.
+    #[arg(long, env = "CONTROL_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Edge base URL as clients reach it (for hls_url).
+    #[arg(
+        long,
+        env = "CONTROL_EDGE_PUBLIC_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub edge_public_url: String,
+    /// host:port of the native TCP stream, as clients reach it.
+    #[arg(long, env = "CONTROL_TCP_ENDPOINT", default_value = "localhost:9000")]
+    pub tcp_endpoint: String,
+    /// Segment duration of the ladders, ms (ingest's INGEST_SEGMENT_SECONDS).
+    #[arg(long, env = "CONTROL_SEGMENT_MS", default_value_t = 2000.0)]
+    pub segment_ms: f64,
+}
+
+impl ControlConfig {
+    /// Check values clap cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        self.common.validate()?;
+        if !(1_000..=3_600_000).contains(&self.session_ttl_ms) {
+            return Err("CONTROL_SESSION_TTL_MS: use 1000 to 3600000".into());
+        }
+        if self.heartbeat_ms == 0 || self.heartbeat_ms >= self.session_ttl_ms {
+            return Err("CONTROL_HEARTBEAT_MS must be > 0 and below the session TTL".into());
+        }
+        if self.max_sessions == 0 || self.max_sessions_per_video == 0 {
+            return Err("session caps must be > 0".into());
+        }
+        if !(self.max_reports_per_s.is_finite() && self.max_reports_per_s > 0.0) {
+            return Err("CONTROL_MAX_REPORTS_PER_S must be > 0".into());
+        }
+        if self.token_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err("CONTROL_TOKEN_SECRET: use at least 16 characters".into());
+        }
+        if !(self.segment_ms.is_finite() && self.segment_ms >= 100.0) {
+            return Err("CONTROL_SEGMENT_MS must be ≥ 100".into());
+        }
+        Ok(())
+    }
 }
 
 /// Serve until `shutdown`, then mark NOT_SERVING and drain.
@@ -43,16 +115,57 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let catalog = Catalog::connect(&config.common.redis_url, &config.common.redis_prefix).await?;
+    let bus = Bus::connect(&config.common.nats_url, &config.common.bus_prefix).await?;
     let projector = if config.projector {
-        let bus = Bus::connect(&config.common.nats_url, &config.common.bus_prefix).await?;
         Some(tokio::spawn(projector::run(
-            bus,
+            bus.clone(),
             catalog.clone(),
             shutdown.clone(),
         )))
     } else {
         None
     };
+    let redis =
+        redis::aio::ConnectionManager::new(redis::Client::open(config.common.redis_url.as_str())?)
+            .await?;
+    let sessions = sessions::SessionStore::new(
+        redis,
+        &config.common.redis_prefix,
+        sessions::SessionLimits {
+            max_sessions: config.max_sessions,
+            max_per_video: config.max_sessions_per_video,
+            ttl_ms: config.session_ttl_ms,
+        },
+    );
+    let secret = match &config.token_secret {
+        Some(s) => s.as_bytes().to_vec(),
+        None => {
+            tracing::warn!(
+                "CONTROL_TOKEN_SECRET unset: playback tokens use a random per-process key"
+            );
+            ulid::Ulid::new()
+                .to_bytes()
+                .iter()
+                .chain(ulid::Ulid::new().to_bytes().iter())
+                .copied()
+                .collect()
+        }
+    };
+    let service = service::ControlService::new(service::Inner {
+        catalog,
+        sessions,
+        signer: auth::TokenSigner::new(&secret, config.token_ttl_s),
+        admin_token: config.admin_token.clone(),
+        bus,
+        settings: service::SessionSettings {
+            edge_url: config.edge_public_url.clone(),
+            tcp_endpoint: config.tcp_endpoint.clone(),
+            heartbeat_ms: config.heartbeat_ms,
+            segment_ms: config.segment_ms,
+            max_reports_per_s: config.max_reports_per_s,
+        },
+    });
+    let reaper = tokio::spawn(service::reaper(service.inner(), shutdown.clone()));
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ControlPlaneServer<service::ControlService>>()
@@ -61,7 +174,7 @@ pub async fn run(
         .register_encoded_file_descriptor_set(stream_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let control = ControlPlaneServer::new(service::ControlService::new(catalog));
+    let control = ControlPlaneServer::new(service);
     let addr = listener.local_addr()?;
     info!(%addr, "control plane listening");
     let drain = {
@@ -76,6 +189,8 @@ pub async fn run(
     };
     tonic::transport::Server::builder()
         .accept_http1(true)
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .max_concurrent_streams(Some(4096))
         .timeout(std::time::Duration::from_secs(30))
         .concurrency_limit_per_connection(256)
         .layer(tonic_web::GrpcWebLayer::new())
@@ -87,5 +202,6 @@ pub async fn run(
     if let Some(p) = projector {
         let _ = p.await;
     }
+    let _ = reaper.await;
     Ok(())
 }
