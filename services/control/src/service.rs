@@ -429,7 +429,10 @@ async fn run_feedback(
     let touch_every = Duration::from_millis((inner.sessions.limits.ttl_ms / 4).max(100));
     let mut state: Option<(String, i32, AbrSession)> = None;
     let mut pending = TouchUpdate::default();
-    let mut last_touch = Instant::now();
+    // Sessions opened together must not refresh together: start each
+    // stream at a random phase of the touch interval.
+    let mut last_touch = Instant::now()
+        - Duration::from_millis(rand::random_range(0..touch_every.as_millis().max(1) as u64));
     let mut flood = 0u32;
     loop {
         let next = tokio::time::timeout(silence, inbound.message()).await;
