@@ -245,7 +245,7 @@ pub fn startup_index(rungs: &[Rung], cap: usize, initial_throughput_bps: f64) ->
         .take(cap + 1)
         .filter(|(_, r)| r.bandwidth_bps as f64 <= 0.8 * initial_throughput_bps)
         .map(|(i, _)| i)
-        .last()
+        .next_back()
         .unwrap_or(0)
 }
 

@@ -127,12 +127,12 @@ pub async fn serve(
                 // Several ranges: answer with the whole object.
                 Ok(_) => None,
                 Err(_) => {
-                    return Ok(Response::builder()
+                    return Response::builder()
                         .status(StatusCode::RANGE_NOT_SATISFIABLE)
                         .header(header::CONTENT_RANGE, format!("bytes */{size}"))
                         .header(header::CACHE_CONTROL, CACHE_IMMUTABLE)
                         .body(Body::empty())
-                        .map_err(|e| EdgeError::Store(e.to_string()))?)
+                        .map_err(|e| EdgeError::Store(e.to_string()))
                 }
             }
         }

@@ -10,7 +10,7 @@
 //! * Input errors fail at once (no retry); other errors are retried with a
 //!   delay; the last failed attempt publishes `failed`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -367,8 +367,8 @@ async fn fetch_source(
 
 /// Runs on a blocking thread: the libav pipeline, forwarding its events.
 fn run_pipeline(
-    source: &PathBuf,
-    out_dir: &PathBuf,
+    source: &Path,
+    out_dir: &Path,
     options: &TranscodeOptions,
     cancel: &AtomicBool,
     tx: mpsc::Sender<PipelineEvent>,
