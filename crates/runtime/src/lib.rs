@@ -71,6 +71,23 @@ impl CommonConfig {
     }
 }
 
+/// Parse a CORS allow-list (`https://host[:port]` origins; never `*`).
+///
+/// Errors: a sentence naming `var` and the first value that is not an
+/// origin.
+pub fn parse_origins(var: &str, origins: &[String]) -> Result<Vec<http::HeaderValue>, String> {
+    origins
+        .iter()
+        .map(|o| {
+            let ok = (o.starts_with("http://") || o.starts_with("https://")) && !o.ends_with('/');
+            http::HeaderValue::from_str(o)
+                .ok()
+                .filter(|_| ok)
+                .ok_or_else(|| format!("{var}: {o:?} is not an origin (scheme://host[:port])"))
+        })
+        .collect()
+}
+
 /// A prefix usable in NATS subjects, stream names and Redis keys.
 pub fn valid_prefix(p: &str) -> bool {
     (1..=32).contains(&p.len())
@@ -125,6 +142,18 @@ pub fn exit_config_error(service: &str, message: &str) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins() {
+        let ok = vec![
+            "http://localhost:8080".to_string(),
+            "https://a.example".to_string(),
+        ];
+        assert_eq!(parse_origins("X", &ok).unwrap().len(), 2);
+        assert!(parse_origins("X", &["*".to_string()]).is_err());
+        assert!(parse_origins("X", &["http://a.example/".to_string()]).is_err());
+        assert!(parse_origins("X", &["a.example".to_string()]).is_err());
+    }
 
     #[test]
     fn prefixes() {

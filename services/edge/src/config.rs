@@ -44,11 +44,7 @@ pub struct EdgeConfig {
 impl EdgeConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.common.validate()?;
-        for o in &self.cors_origins {
-            if http::HeaderValue::from_str(o).is_err() || !o.starts_with("http") {
-                return Err(format!("EDGE_CORS_ORIGINS: {o:?} is not an origin"));
-            }
-        }
+        stream_runtime::parse_origins("EDGE_CORS_ORIGINS", &self.cors_origins)?;
         if !self.control_url.starts_with("http://") && !self.control_url.starts_with("https://") {
             return Err(format!(
                 "CONTROL_URL={:?}: expected http(s)://host:port",

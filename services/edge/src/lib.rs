@@ -14,7 +14,7 @@ pub mod hls;
 
 use std::sync::Arc;
 
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -55,11 +55,9 @@ pub async fn connect(config: &EdgeConfig) -> anyhow::Result<Arc<AppState>> {
 /// The full app: HLS, API, health, static front end; CORS on everything
 /// (errors included); bounded concurrency.
 pub fn router(state: Arc<AppState>, config: &EdgeConfig) -> Router {
-    let origins: Vec<HeaderValue> = config
-        .cors_origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
+    // Validated by `EdgeConfig::validate`.
+    let origins = stream_runtime::parse_origins("EDGE_CORS_ORIGINS", &config.cors_origins)
+        .unwrap_or_default();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])

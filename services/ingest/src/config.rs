@@ -99,11 +99,7 @@ impl IngestConfig {
         if self.workers > 16 {
             return Err(format!("INGEST_WORKERS={}: at most 16", self.workers));
         }
-        for o in &self.cors_origins {
-            if http::HeaderValue::from_str(o).is_err() || !o.starts_with("http") {
-                return Err(format!("INGEST_CORS_ORIGINS: {o:?} is not an origin"));
-            }
-        }
+        stream_runtime::parse_origins("INGEST_CORS_ORIGINS", &self.cors_origins)?;
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ pub mod worker;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::http::{HeaderValue, Method};
+use axum::http::Method;
 use stream_bus::{Bus, VideoEvent};
 use stream_catalog::Catalog;
 use stream_media::TranscodeOptions;
@@ -90,11 +90,9 @@ pub async fn connect(
 
 /// The full HTTP app: routes, CORS allow-list, bounded concurrency.
 pub fn router(shared: Arc<Shared>, config: &IngestConfig) -> axum::Router {
-    let origins: Vec<HeaderValue> = config
-        .cors_origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
+    // Validated by `IngestConfig::validate`.
+    let origins = stream_runtime::parse_origins("INGEST_CORS_ORIGINS", &config.cors_origins)
+        .unwrap_or_default();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
