@@ -62,6 +62,61 @@ async fn sessions_feedback_caps_expiry_and_auth() {
         .await
         .unwrap();
 
+    // grpc.health.v1 reports SERVING for the control plane.
+    let mut health = tonic_health::pb::health_client::HealthClient::connect(stack.control.clone())
+        .await
+        .unwrap();
+    let h = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "streaming.control.v1.ControlPlane".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        h.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    // ListVideos pages newest first, without overlap.
+    let page1 = client
+        .list_videos(pb::ListVideosRequest {
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page1.videos.len(), 1);
+    assert_eq!(page1.videos[0].id, bikes);
+    let page2 = client
+        .list_videos(pb::ListVideosRequest {
+            page_size: 1,
+            page_token: page1.next_page_token.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page2.videos[0].id, bbb);
+    assert!(page2.next_page_token.is_empty());
+    let v = client
+        .get_video(pb::GetVideoRequest {
+            video_id: bbb.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(v.status, pb::VideoStatus::Ready as i32);
+    assert_eq!(v.playback_url, format!("/hls/{bbb}/master.m3u8"));
+    assert!((v.duration_s - 5.28).abs() < 0.05);
+    let e = client
+        .list_videos(pb::ListVideosRequest {
+            page_size: 1000,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
     // Bad requests.
     let e = client
         .open_session(open("nope", pb::ClientKind::Hls, 0, 0.0))
