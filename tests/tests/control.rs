@@ -63,9 +63,12 @@ async fn sessions_feedback_caps_expiry_and_auth() {
         .unwrap();
 
     // grpc.health.v1 reports SERVING for the control plane.
-    let mut health = tonic_health::pb::health_client::HealthClient::connect(stack.control.clone())
+    let channel = tonic::transport::Channel::from_shared(stack.control.clone())
+        .unwrap()
+        .connect()
         .await
         .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let h = health
         .check(tonic_health::pb::HealthCheckRequest {
             service: "streaming.control.v1.ControlPlane".into(),
