@@ -30,7 +30,7 @@ for svc in control ingest marker edge; do
 done
 
 wait_ok() {
-  for _ in $(seq 1 150); do curl -fsS -o /dev/null "$1" && return 0; sleep 0.2; done
+  for _ in $(seq 1 150); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.2; done
   echo "up: $1 did not become ready; see var/log/" >&2; exit 1
 }
 wait_ok "http://127.0.0.1:$INGEST_PORT/readyz"
@@ -39,8 +39,7 @@ wait_ok "http://127.0.0.1:$EDGE_PORT/readyz"
 wait_ok "http://127.0.0.1:$EDGE_PORT/api/v1/videos"
 
 # Ingest each sample once (by title).
-titles=$(curl -fsS "http://127.0.0.1:$EDGE_PORT/api/v1/videos?page_size=100" |
-  python3 -c 'import json,sys; print("\n".join(v["title"] for v in json.load(sys.stdin)["videos"] if v["status"]!="failed"))')
+titles=$(curl -fsS "http://127.0.0.1:$EDGE_PORT/api/v1/videos?page_size=100" | python3 scripts/catalog.py titles)
 for f in .cache/samples/*.mp4; do
   t=$(basename "$f" .mp4)
   if grep -qx "$t" <<<"$titles"; then echo "up: $t already ingested"; continue; fi
@@ -51,11 +50,7 @@ done
 
 # Wait for the catalogue to settle (bounded), showing progress.
 for _ in $(seq 1 300); do
-  line=$(curl -fsS "http://127.0.0.1:$EDGE_PORT/api/v1/videos?page_size=100" | python3 -c '
-import json,sys
-vs=json.load(sys.stdin)["videos"]
-print(" ".join(f"{v[\"title\"]}={v[\"status\"]}({v[\"progress_percent\"]:.0f}%)" for v in vs))
-print("busy" if any(v["status"] in ("queued","processing") for v in vs) else "done")')
+  line=$(curl -fsS "http://127.0.0.1:$EDGE_PORT/api/v1/videos?page_size=100" | python3 scripts/catalog.py progress)
   printf '\r%s' "$(head -1 <<<"$line")"
   [ "$(tail -1 <<<"$line")" = done ] && break
   sleep 1
