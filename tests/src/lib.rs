@@ -36,6 +36,8 @@ pub struct StackOptions {
     pub allow_private_urls: bool,
     /// Ladder override, e.g. `"720:3000k,360:800k"`.
     pub ladder: Option<String>,
+    /// Concurrent uploads the ingest API accepts (default 8).
+    pub max_uploads: Option<usize>,
     /// Control plane session settings (defaults when `None`):
     /// (ttl ms, heartbeat ms, max sessions, max per video).
     pub sessions: Option<(u64, u64, u64, u64)>,
@@ -109,7 +111,7 @@ impl Stack {
             common: common(&prefix, &store),
             http_addr: ingest_addr,
             max_upload_bytes: 64 << 20,
-            max_concurrent_uploads: 8,
+            max_concurrent_uploads: opts.max_uploads.unwrap_or(8),
             workers: 1,
             scratch_dir: scratch,
             ladder: opts

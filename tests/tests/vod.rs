@@ -322,3 +322,60 @@ async fn bad_inputs_fail_cleanly_and_the_worker_goes_on() {
     ));
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_beyond_the_limit_are_shed_not_queued() {
+    let stack = Stack::start(StackOptions {
+        max_uploads: Some(1),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // One upload that keeps streaming until we let it go.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    tx.send(Ok(bytes::Bytes::from_static(b"\0\0\0\x18ftypmp42")))
+        .await
+        .unwrap();
+    let slow = {
+        let http = stack.http.clone();
+        let url = format!("{}/v1/videos", stack.ingest);
+        tokio::spawn(async move {
+            http.post(url)
+                .header("content-type", "video/mp4")
+                .body(reqwest::Body::wrap_stream(
+                    tokio_stream::wrappers::ReceiverStream::new(rx),
+                ))
+                .send()
+                .await
+        })
+    };
+    // Wait until the slow upload holds the slot, then a second one is shed.
+    let mut shed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = stack
+            .upload_bytes(b"x".to_vec(), "video/mp4", "second")
+            .await
+            .unwrap();
+        if r.status() == 503 {
+            assert!(r.text().await.unwrap().contains("too many uploads"));
+            shed = true;
+            break;
+        }
+    }
+    assert!(shed, "a second concurrent upload was not refused");
+    // Status requests are not held up by uploads.
+    let r = stack
+        .http
+        .get(format!(
+            "{}/v1/videos/01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            stack.ingest
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    drop(tx);
+    let _ = slow.await;
+    stack.stop().await;
+}

@@ -80,10 +80,24 @@ const MAX_JSON_BYTES: usize = 64 * 1024;
 /// Longest title, characters.
 const MAX_TITLE_CHARS: usize = 200;
 
-/// The router (without CORS and concurrency layers; see `crate::router`).
-pub fn routes(shared: Arc<Shared>) -> Router {
+/// The router (without CORS; see `crate::router`). At most
+/// `max_concurrent_uploads` uploads stream in at once; more are answered
+/// 503 at once (load shedding), never queued. Status and health requests
+/// are not limited by uploads.
+pub fn routes(shared: Arc<Shared>, max_concurrent_uploads: usize) -> Router {
+    let upload_limit = tower::ServiceBuilder::new()
+        .layer(axum::error_handling::HandleErrorLayer::new(
+            |_: tower::BoxError| async {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many uploads in progress; retry later",
+                )
+            },
+        ))
+        .load_shed()
+        .concurrency_limit(max_concurrent_uploads);
     Router::new()
-        .route("/v1/videos", post(create_video))
+        .route("/v1/videos", post(create_video).layer(upload_limit))
         .route("/v1/videos/{id}", get(get_video))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

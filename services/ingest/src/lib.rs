@@ -98,11 +98,8 @@ pub fn router(shared: Arc<Shared>, config: &IngestConfig) -> axum::Router {
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([axum::http::header::CONTENT_TYPE])
         .expose_headers([axum::http::header::LOCATION]);
-    api::routes(shared)
+    api::routes(shared, config.max_concurrent_uploads)
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            config.max_concurrent_uploads,
-        ))
         .layer(cors)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
