@@ -34,6 +34,7 @@ pub struct AppState {
     pub catalog: Catalog,
     pub control: ControlPlaneClient<Channel>,
     pub ingest_public_url: String,
+    pub marker_public_url: String,
 }
 
 /// Connect to Redis and the store; the control channel connects lazily.
@@ -49,6 +50,7 @@ pub async fn connect(config: &EdgeConfig) -> anyhow::Result<Arc<AppState>> {
         catalog,
         control: ControlPlaneClient::new(channel),
         ingest_public_url: config.ingest_public_url.clone(),
+        marker_public_url: config.marker_public_url.clone(),
     }))
 }
 
