@@ -98,7 +98,11 @@ pub struct Segment {
 /// (0 for a playlist that starts at sequence 0; the stored start of that
 /// segment for a sliding window) and each next one starts where the
 /// previous ended. Returns one PDT per segment.
-pub fn stamp(anchor: Anchor, first_media_start: f64, segments: &[Segment]) -> Result<Vec<Pdt>, ClockError> {
+pub fn stamp(
+    anchor: Anchor,
+    first_media_start: f64,
+    segments: &[Segment],
+) -> Result<Vec<Pdt>, ClockError> {
     let mut start = first_media_start;
     segments
         .iter()
@@ -304,7 +308,16 @@ mod tests {
         assert!(close(player_to_media(ANCHOR, &clock, 6.2).unwrap(), 6.2));
         assert!(close(media_to_player(ANCHOR, &clock, 6.5).unwrap(), 6.5)); // end
         assert_eq!(media_to_player(ANCHOR, &clock, 7.0), None);
-        assert!(stamp(ANCHOR, 0.0, &[Segment { sequence: 0, duration: f64::NAN, pdt: None }]).is_err());
+        assert!(stamp(
+            ANCHOR,
+            0.0,
+            &[Segment {
+                sequence: 0,
+                duration: f64::NAN,
+                pdt: None
+            }]
+        )
+        .is_err());
     }
 
     #[test]
@@ -344,9 +357,21 @@ mod tests {
         let a = segs(0, &[2.0, 2.0, 2.0, 2.0], 0.0);
         let clock = PlayerClock::new(&a, 0.0).unwrap();
         let b = vec![
-            Segment { sequence: 500, duration: 2.0, pdt: Some(ANCHOR.pdt(2.0)) },
-            Segment { sequence: 501, duration: 2.5, pdt: Some(ANCHOR.pdt(4.0)) },
-            Segment { sequence: 502, duration: 2.0, pdt: Some(ANCHOR.pdt(6.5)) },
+            Segment {
+                sequence: 500,
+                duration: 2.0,
+                pdt: Some(ANCHOR.pdt(2.0)),
+            },
+            Segment {
+                sequence: 501,
+                duration: 2.5,
+                pdt: Some(ANCHOR.pdt(4.0)),
+            },
+            Segment {
+                sequence: 502,
+                duration: 2.0,
+                pdt: Some(ANCHOR.pdt(6.5)),
+            },
         ];
         let switched = clock.switch(&b).unwrap();
         assert!(close(media_to_player(ANCHOR, &switched, 6.0).unwrap(), 6.0));
@@ -358,7 +383,11 @@ mod tests {
             media_to_player(ANCHOR, &switched, 5.0)
         );
         // No PDT, no mapping.
-        let bare = [Segment { sequence: 1, duration: 2.0, pdt: None }];
+        let bare = [Segment {
+            sequence: 1,
+            duration: 2.0,
+            pdt: None,
+        }];
         assert_eq!(clock.switch(&bare), Err(ClockError::NoPdt(1)));
     }
 }

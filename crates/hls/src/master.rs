@@ -40,7 +40,7 @@ pub struct AudioRendition {
 /// (RFC 8216 §4.3.4.2, §4.3.4.1).
 pub fn write_master(videos: &[VideoVariant], audio: Option<&AudioRendition>) -> String {
     let mut variants: Vec<&VideoVariant> = videos.iter().collect();
-    variants.sort_by(|a, b| b.peak_bps.cmp(&a.peak_bps));
+    variants.sort_by_key(|v| std::cmp::Reverse(v.peak_bps));
     let alternatives = audio
         .map(|a| {
             vec![AlternativeMedia {
