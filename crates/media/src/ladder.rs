@@ -80,7 +80,7 @@ impl FromStr for Ladder {
         if rungs.is_empty() {
             return Err(err("no rungs".into()));
         }
-        rungs.sort_by(|a, b| b.height.cmp(&a.height));
+        rungs.sort_by_key(|r| std::cmp::Reverse(r.height));
         rungs.dedup_by_key(|r| r.height);
         Ok(Ladder { rungs })
     }

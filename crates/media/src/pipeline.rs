@@ -914,7 +914,7 @@ struct AudioDecoder {
 }
 
 /// Audio: decode, downmix to stereo and resample (libavfilter `aresample`
-/// + `aformat`), cut into exact 1024-sample frames by the buffersink
+/// and `aformat`), cut into exact 1024-sample frames by the buffersink
 /// (the AAC encoder pads short frames with silence otherwise), encode AAC.
 fn audio_stage_run(
     track: usize,
