@@ -97,6 +97,7 @@ impl Stack {
                 .parse()
                 .map_err(|e| anyhow!("{e}"))?,
             segment_seconds: 2.0,
+            scene_threshold: stream_media::scene::DEFAULT_THRESHOLD,
             x264_preset: "veryfast".into(),
             x264_threads: 0,
             allow_private_urls: opts.allow_private_urls,

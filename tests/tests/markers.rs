@@ -290,16 +290,22 @@ async fn producers_publish_batches_on_nats() {
         data_json: Some(r#"{"score":0.8}"#.into()),
     };
     // An invalid batch (beyond the duration) is refused as a whole.
-    bus.publish_marker_batch(&stream_bus::MarkerBatch {
-        video_id: id.clone(),
-        markers: vec![input(1.0, "bad-batch"), input(25.0, "late")],
-    })
+    bus.publish_marker_batch(
+        &stream_bus::MarkerBatch {
+            video_id: id.clone(),
+            markers: vec![input(1.0, "bad-batch"), input(25.0, "late")],
+        },
+        None,
+    )
     .await
     .unwrap();
-    bus.publish_marker_batch(&stream_bus::MarkerBatch {
-        video_id: id.clone(),
-        markers: vec![input(4.0, "cut 1"), input(8.0, "cut 2")],
-    })
+    bus.publish_marker_batch(
+        &stream_bus::MarkerBatch {
+            video_id: id.clone(),
+            markers: vec![input(4.0, "cut 1"), input(8.0, "cut 2")],
+        },
+        None,
+    )
     .await
     .unwrap();
     let e = feed.next(T).await.unwrap();
@@ -309,5 +315,45 @@ async fn producers_publish_batches_on_nats() {
     let all = range(&stack, &id, "").await;
     assert_eq!(labels(&all), ["cut 1", "cut 2"]);
     assert_eq!(all["markers"][0]["data"]["score"], 0.8);
+    stack.stop().await;
+}
+
+/// Ingest runs the scene detector and publishes `scene` markers through
+/// the NATS producer subject; they arrive on the SSE feed and in the range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_publishes_scene_markers() {
+    let stack = Stack::start(StackOptions {
+        ladder: Some("240:400k".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut outcomes = stack.watch_outcomes().await.unwrap();
+    let sample = stream_testkit::samples::path(stream_testkit::samples::BIKES);
+    let id = stack
+        .upload_ok(std::fs::read(sample).unwrap(), "bikes")
+        .await
+        .unwrap();
+    let mut feed = stack.marker_events(&id, Some("0-0")).await.unwrap();
+    assert!(matches!(
+        outcomes.wait(&id, Duration::from_secs(240)).await.unwrap(),
+        stream_tests::Outcome::Ready(_)
+    ));
+    // The clear cuts of bikes (libavfilter scdet agrees, see
+    // stream-media's scene tests) at 1.2, 5.48, 7.48, 9.68 s.
+    let wanted = [1.2, 5.48, 7.48, 9.68];
+    let near = |times: &[f64], want: f64| times.iter().any(|t| (t - want).abs() <= 0.04 + 1e-6);
+    let mut times = Vec::new();
+    while !wanted.iter().all(|w| near(&times, *w)) {
+        let e = feed
+            .next(Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|e| panic!("{e}; scene markers so far: {times:?}"));
+        let d: Value = serde_json::from_str(&e.data).unwrap();
+        assert_eq!(d["marker"]["kind"], "scene");
+        times.push(d["marker"]["media_time"].as_f64().unwrap());
+    }
+    let all = range(&stack, &id, "").await;
+    assert!(all["markers"].as_array().unwrap().len() >= 4);
     stack.stop().await;
 }

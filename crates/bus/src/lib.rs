@@ -24,9 +24,9 @@ use bytes::Bytes;
 use prost::Message;
 
 pub use async_nats;
-pub use stream_proto::media::v1 as media;
 pub use stream_proto::marker::v1 as marker;
 pub use stream_proto::marker::v1::{marker_change, MarkerBatch, MarkerChange};
+pub use stream_proto::media::v1 as media;
 pub use stream_proto::media::v1::{video_event, TranscodeJob, VideoEvent};
 
 /// Bus errors.
@@ -249,6 +249,7 @@ impl Bus {
             retention: stream::RetentionPolicy::WorkQueue,
             max_messages: MARKER_INGEST_MAX,
             max_message_size: 1 << 20,
+            duplicate_window: JOB_DEDUP_WINDOW,
             discard: stream::DiscardPolicy::New,
             storage: stream::StorageType::File,
             ..Default::default()
@@ -322,11 +323,22 @@ impl Bus {
     }
 
     /// Queue a marker batch for the marker service (producers: detectors,
-    /// ingest); waits for the stream's ack.
-    pub async fn publish_marker_batch(&self, batch: &MarkerBatch) -> Result<(), BusError> {
+    /// ingest); waits for the stream's ack. With `msg_id`, a second batch
+    /// with the same id inside the dedup window (10 min) is dropped (a
+    /// retried producer does not duplicate its markers).
+    pub async fn publish_marker_batch(
+        &self,
+        batch: &MarkerBatch,
+        msg_id: Option<&str>,
+    ) -> Result<(), BusError> {
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(id) = msg_id {
+            headers.insert("Nats-Msg-Id", id);
+        }
         self.js
-            .publish(
+            .publish_with_headers(
                 self.subjects.marker_ingest(),
+                headers,
                 Bytes::from(batch.encode_to_vec()),
             )
             .await

@@ -89,8 +89,16 @@ async fn range_queries_order_same_second_and_delete() {
     // Updates need an existing marker.
     let mut a2 = a.clone();
     a2.input.label = "a2".into();
-    assert!(s.update(v, std::slice::from_ref(&a2)).await.unwrap().is_some());
-    assert!(s.update(v, std::slice::from_ref(&c1)).await.unwrap().is_none());
+    assert!(s
+        .update(v, std::slice::from_ref(&a2))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(s
+        .update(v, std::slice::from_ref(&c1))
+        .await
+        .unwrap()
+        .is_none());
     cleanup(&prefix).await;
 }
 
