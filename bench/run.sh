@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 run_transcode() { cargo run --release -q -p stream-bench --bin transcode; }
 run_abr() { bash bench/abr.sh; }
+run_markers() { RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin markers; }
 case "${1:-all}" in
   transcode) run_transcode ;;
   abr) run_abr ;;
-  all) run_transcode; run_abr ;;
-  *) echo "unknown bench ${1}; one of: transcode, abr, all" >&2; exit 2 ;;
+  markers) run_markers ;;
+  all) run_transcode; run_abr; run_markers ;;
+  *) echo "unknown bench ${1}; one of: transcode, abr, markers, all" >&2; exit 2 ;;
 esac
