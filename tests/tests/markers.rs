@@ -202,7 +202,20 @@ async fn range_order_same_second_delete_and_nats_events() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(labels(&range(&stack, &id, "").await), ["a2", "c", "b2"]);
+    let after = range(&stack, &id, "").await;
+    assert_eq!(labels(&after), ["a2", "c", "b2"]);
+    assert_eq!(
+        after["markers"][2]["created_at"],
+        all["markers"][2]["created_at"]
+    );
+    let r = stack
+        .http
+        .put(format!("{}/v1/videos/{id}/markers/{a1}", stack.marker))
+        .json(&json!({"kind": "event", "label": "gone", "media_time": 1.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
     stack.stop().await;
 }
 

@@ -285,6 +285,18 @@ impl MarkerStore {
         }
     }
 
+    /// One marker by id.
+    pub async fn get(&self, video_id: &str, marker_id: &str) -> Result<Option<Marker>, StoreError> {
+        let [_, data, _] = self.keys(video_id);
+        let mut con = self.redis.clone();
+        let json: Option<String> = redis::cmd("HGET")
+            .arg(data)
+            .arg(marker_id)
+            .query_async(&mut con)
+            .await?;
+        json.map(|j| parse_marker(&j)).transpose()
+    }
+
     /// Delete one marker; `Ok(None)` if it did not exist.
     pub async fn delete(
         &self,

@@ -8,7 +8,8 @@
 //! * `GET /v1/videos/{id}/markers?from=&to=&limit=` → `{"markers",
 //!   "truncated", "version"}` ordered by media time, then id; `version` is
 //!   the change id to resume the event feed after.
-//! * `PUT /v1/videos/{id}/markers/{marker}` — replace; `DELETE` — remove.
+//! * `PUT /v1/videos/{id}/markers/{marker}` — replace (keeps `id` and
+//!   `created_at`); `DELETE` — remove (204, 404 if absent).
 //! * `GET /v1/videos/{id}/markers/events` — Server-Sent Events: one event
 //!   per change (`event:` created/updated/deleted, `id:` change id, `data:`
 //!   `{"op","id","marker"}`), from `Last-Event-ID` (header) or `?after=`
@@ -153,11 +154,18 @@ async fn update(
     let input: MarkerInput = serde_json::from_slice(&body)
         .map_err(|e| MarkerError::BadRequest(format!("invalid marker: {e}")))?;
     input.validate(0, duration)?;
+    // `created_at` stays that of the original (404 if there is none; a
+    // concurrent delete is caught by the atomic update below).
+    let existing = state
+        .store
+        .get(&id, &marker_id)
+        .await?
+        .ok_or(MarkerError::NotFound)?;
     let marker = Marker {
         id: marker_id.clone(),
         video_id: id.clone(),
         input,
-        created_at: time::OffsetDateTime::now_utc(),
+        created_at: existing.created_at,
     };
     let ids = state
         .store
