@@ -331,6 +331,28 @@ impl MarkerStore {
         to: f64,
         limit: usize,
     ) -> Result<Range, StoreError> {
+        let (jsons, truncated, version) = self.range_json(video_id, from, to, limit).await?;
+        let markers = jsons
+            .iter()
+            .map(|j| parse_marker(j))
+            .collect::<Result<_, _>>()?;
+        Ok(Range {
+            markers,
+            truncated,
+            version,
+        })
+    }
+
+    /// Like [`MarkerStore::range`], but the markers as the stored JSON
+    /// texts (this crate's own serialisation of [`Marker`]), for answers
+    /// that pass them through without parsing.
+    pub async fn range_json(
+        &self,
+        video_id: &str,
+        from: f64,
+        to: f64,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool, ChangeId), StoreError> {
         let [index, data, changes] = self.keys(video_id);
         let limit = limit.clamp(1, limits::MAX_RANGE);
         let mut con = self.redis.clone();
@@ -353,13 +375,9 @@ impl MarkerStore {
         let truncated = it.next().map(as_string).as_deref() == Some("1");
         let markers = it
             .filter(|v| !matches!(v, Value::Nil))
-            .map(|v| parse_marker(&as_string(v)))
-            .collect::<Result<_, _>>()?;
-        Ok(Range {
-            markers,
-            truncated,
-            version,
-        })
+            .map(as_string)
+            .collect();
+        Ok((markers, truncated, version))
     }
 
     /// The markers' version (last change id; `0-0` if none ever).

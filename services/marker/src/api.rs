@@ -137,12 +137,24 @@ async fn range(
         None => limits::MAX_RANGE,
     };
     state.video_duration(&id).await?;
-    let r = state.store.range(&id, from, to, limit).await?;
-    Ok(Json(json!({
-        "markers": r.markers,
-        "truncated": r.truncated,
-        "version": r.version.to_string(),
-    })))
+    // The stored JSON of each marker is passed through as is (it is this
+    // service's own serialisation): no parse and re-serialise per marker.
+    let (markers, truncated, version) = state.store.range_json(&id, from, to, limit).await?;
+    let mut body = String::with_capacity(64 + markers.iter().map(|m| m.len() + 1).sum::<usize>());
+    body.push_str("{\"markers\":[");
+    for (i, m) in markers.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(m);
+    }
+    body.push_str(&format!(
+        "],\"truncated\":{truncated},\"version\":\"{version}\"}}"
+    ));
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    ))
 }
 
 async fn update(

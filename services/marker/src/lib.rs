@@ -152,6 +152,14 @@ pub async fn run(
     let intake = tokio::spawn(intake::run(state.clone(), shutdown.clone()));
     let app = router(state, &config).layer(tower_http::trace::TraceLayer::new_for_http());
     tracing::info!(addr = %listener.local_addr()?, "marker listening");
+    // SSE events are small writes: without TCP_NODELAY, Nagle's algorithm
+    // and delayed ACKs hold them back by up to ~40 ms.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
