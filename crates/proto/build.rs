@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         root.join("streaming/media/v1/media.proto"),
         root.join("streaming/control/v1/control.proto"),
+        root.join("streaming/marker/v1/marker.proto"),
     ];
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()

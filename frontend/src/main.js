@@ -5,6 +5,7 @@ import 'video.js/dist/video-js.css';
 // videojs-contrib-quality-levels: video.js 8 bundles and registers it (the
 // exact version pinned in package.json); player.qualityLevels() comes from it.
 import { addQualityMenu } from './quality-menu.js';
+import { createMarkers } from './markers.js';
 import './style.css';
 
 const POLL_MS = 1500; // while anything is queued/processing
@@ -20,6 +21,8 @@ const state = {
   selectedId: null, // chosen in the list
   loadedId: null, // source currently in the player
   ingestUrl: null,
+  markerUrl: null,
+  markers: null, // the markers plugin, once the player exists
   pending: new Set(), // uploaded ids not yet seen in the list
   pollTimer: null,
   refreshing: false,
@@ -230,7 +233,14 @@ function ensurePlayer() {
     if (err) showError('player-error', `Playback error${err.code ? ` (code ${err.code})` : ''}: ${err.message || 'unknown'}`);
   });
   watchStalls(player);
+  state.markers = createMarkers(player, {
+    markerUrl: () => state.markerUrl,
+    listEl: $('marker-list'),
+    formEl: $('marker-form'),
+    onError: (m) => showError('player-error', `Markers unavailable: ${m}`),
+  });
   window.__player = player;
+  window.__markers = state.markers;
   return player;
 }
 
@@ -281,6 +291,7 @@ function loadSource(v) {
   p.error(null);
   state.loadedId = v.id;
   p.src({ src: v.playback_url, type: 'application/x-mpegURL' });
+  state.markers.load(v.id);
   // Progressive publish: while transcoding, the media playlists are EVENT
   // playlists without ENDLIST, which VHS treats as live and joins near the
   // live edge. Start such videos from the beginning instead.
@@ -408,13 +419,15 @@ async function loadConfig() {
     const cfg = await api('/api/v1/config');
     if (!cfg.ingest_url) throw new Error('no ingest_url in config');
     state.ingestUrl = cfg.ingest_url;
+    state.markerUrl = cfg.marker_url || null;
   } catch (e) {
     setUploadStatus(`Upload unavailable: ${e.message}`, 'error');
   }
 }
 
 setupUpload();
-loadConfig();
+const configLoaded = loadConfig();
 const fromHash = decodeURIComponent(location.hash.slice(1));
 if (fromHash) state.selectedId = fromHash;
-refresh();
+// The marker service URL must be known before a video loads.
+configLoaded.finally(refresh);

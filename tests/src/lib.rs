@@ -121,6 +121,7 @@ impl Stack {
                 .parse()
                 .map_err(|e| anyhow!("{e}"))?,
             segment_seconds: 2.0,
+            scene_threshold: stream_media::scene::DEFAULT_THRESHOLD,
             x264_preset: "veryfast".into(),
             x264_threads: 0,
             allow_private_urls: opts.allow_private_urls,
@@ -134,6 +135,7 @@ impl Stack {
             }
         }));
 
+        let (marker_listener, marker_addr) = listener().await?;
         let (l, edge_addr) = listener().await?;
         let edge_cfg = stream_edge::EdgeConfig {
             common: common(&prefix, &store),
@@ -142,6 +144,7 @@ impl Stack {
             cors_origins: vec!["http://allowed.example".into()],
             control_url: format!("http://{control_addr}"),
             ingest_public_url: format!("http://{ingest_addr}"),
+            marker_public_url: format!("http://{marker_addr}"),
             max_concurrent_requests: 256,
         };
         let s = shutdown.clone();
@@ -151,10 +154,15 @@ impl Stack {
             }
         }));
 
-        let (l, marker_addr) = listener().await?;
+        let l = marker_listener;
         let marker_cfg = stream_marker::MarkerConfig {
             common: common(&prefix, &store),
             http_addr: marker_addr,
+            cors_origins: vec![
+                "http://allowed.example".into(),
+                format!("http://{edge_addr}"),
+            ],
+            max_sse: 64,
         };
         let s = shutdown.clone();
         tasks.push(tokio::spawn(async move {
@@ -243,6 +251,65 @@ impl Stack {
     }
 
     /// GET a path on the edge.
+    /// Put a video straight into the catalogue (accepted + started with
+    /// `duration_s`), without transcoding: enough for the marker API.
+    pub async fn register_video(&self, duration_s: f64) -> Result<String> {
+        let catalog = stream_catalog::Catalog::connect(&env::redis_url(), &self.prefix).await?;
+        let id = ulid::Ulid::new().to_string();
+        let accepted = stream_bus::event(
+            &id,
+            Kind::Accepted(stream_bus::media::Accepted {
+                title: "registered".into(),
+                size_bytes: 0,
+                source: "test".into(),
+            }),
+        );
+        let started = stream_bus::event(
+            &id,
+            Kind::Started(stream_bus::media::Started {
+                duration_s,
+                renditions: Vec::new(),
+                attempt: 1,
+            }),
+        );
+        catalog.apply(&accepted).await?;
+        catalog.apply(&started).await?;
+        Ok(id)
+    }
+
+    /// `POST {marker}/v1/videos/{id}/markers` with a JSON body.
+    pub async fn post_markers(
+        &self,
+        id: &str,
+        body: &serde_json::Value,
+    ) -> Result<reqwest::Response> {
+        Ok(self
+            .http
+            .post(format!("{}/v1/videos/{id}/markers", self.marker))
+            .json(body)
+            .send()
+            .await?)
+    }
+
+    /// Open the SSE change feed of a video, optionally resuming.
+    pub async fn marker_events(&self, id: &str, last_event_id: Option<&str>) -> Result<SseReader> {
+        let mut req = self
+            .http
+            .get(format!("{}/v1/videos/{id}/markers/events", self.marker))
+            .header("accept", "text/event-stream");
+        if let Some(l) = last_event_id {
+            req = req.header("last-event-id", l);
+        }
+        let resp = req.send().await?;
+        if !resp.status().is_success() {
+            bail!("events: {}", resp.status());
+        }
+        Ok(SseReader {
+            body: Box::pin(resp.bytes_stream()),
+            buf: String::new(),
+        })
+    }
+
     pub async fn edge_get(&self, path: &str) -> Result<reqwest::Response> {
         Ok(self.http.get(format!("{}{path}", self.edge)).send().await?)
     }
@@ -313,6 +380,64 @@ impl Stack {
 }
 
 /// Terminal outcomes of videos, from NATS.
+/// One Server-Sent Event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: String,
+    pub data: String,
+}
+
+/// A minimal `text/event-stream` reader (comments and keep-alives skipped).
+pub struct SseReader {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl SseReader {
+    /// The next event, or an error after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Result<SseEvent> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut ev = SseEvent {
+                    id: None,
+                    event: "message".into(),
+                    data: String::new(),
+                };
+                let mut any = false;
+                for line in block.lines() {
+                    if let Some((k, v)) = line.split_once(':') {
+                        let v = v.strip_prefix(' ').unwrap_or(v);
+                        match k {
+                            "id" => ev.id = Some(v.to_string()),
+                            "event" => ev.event = v.to_string(),
+                            "data" => {
+                                if !ev.data.is_empty() {
+                                    ev.data.push('\n');
+                                }
+                                ev.data.push_str(v);
+                            }
+                            _ => continue,
+                        }
+                        any = true;
+                    }
+                }
+                if any {
+                    return Ok(ev);
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .context("no SSE event in time")?
+                .ok_or_else(|| anyhow!("event stream ended"))??;
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
 pub struct Outcomes {
     sub: stream_bus::async_nats::Subscriber,
     seen: HashMap<String, Vec<VideoEvent>>,

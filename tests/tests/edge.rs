@@ -42,7 +42,7 @@ async fn edge_serves_hls_safely_and_correctly() {
         (
             "144p/index.m3u8",
             "application/vnd.apple.mpegurl",
-            "public, max-age=3600",
+            stream_edge::hls::CACHE_FINISHED_UNMARKED,
         ),
         (
             "144p/init.mp4",
@@ -167,6 +167,76 @@ async fn edge_serves_hls_safely_and_correctly() {
         .unwrap();
     assert!(r.status().is_success());
     assert_eq!(r.headers()["access-control-allow-origin"], ALLOWED);
+
+    // Markers in served media playlists: PDT on every segment, one
+    // DATERANGE per marker (parsed by m3u8-rs), ETag and cache policy
+    // follow marker changes.
+    let playlist = format!("{base}/144p/index.m3u8");
+    let before = get(playlist.clone()).send().await.unwrap();
+    let tag0 = before.headers()["etag"].to_str().unwrap().to_string();
+    let text0 = before.text().await.unwrap();
+    let Ok(m3u8_rs::Playlist::MediaPlaylist(p0)) = m3u8_rs::parse_playlist_res(text0.as_bytes())
+    else {
+        panic!("{text0}")
+    };
+    assert!(p0.segments.iter().all(|s| s.program_date_time.is_some()));
+    // PDT of segment 0 = the video's anchor (its ULID timestamp).
+    let anchor_ms = p0.segments[0].program_date_time.unwrap().timestamp_millis();
+    let ulid_ms = ulid::Ulid::from_string(&id).unwrap().timestamp_ms() as i64;
+    assert_eq!(anchor_ms, ulid_ms);
+    let r = get(playlist.clone())
+        .header("if-none-match", &tag0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let r = stack
+        .post_markers(
+            &id,
+            &serde_json::json!([
+                {"kind": "chapter", "label": "Start", "media_time": 0.0, "duration": 1.0},
+                {"kind": "event", "label": "Ring \"ring\"", "media_time": 2.5},
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // The old tag no longer matches: the new representation carries them.
+    let r = get(playlist.clone())
+        .header("if-none-match", &tag0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], stream_edge::hls::CACHE_MARKED);
+    let tag1 = r.headers()["etag"].to_str().unwrap().to_string();
+    assert_ne!(tag1, tag0);
+    let text1 = r.text().await.unwrap();
+    let Ok(m3u8_rs::Playlist::MediaPlaylist(p1)) = m3u8_rs::parse_playlist_res(text1.as_bytes())
+    else {
+        panic!("{text1}")
+    };
+    let ranges: Vec<_> = p1
+        .segments
+        .iter()
+        .filter_map(|s| s.daterange.as_ref())
+        .collect();
+    assert_eq!(ranges.len(), 2, "{text1}");
+    assert_eq!(ranges[0].class.as_deref(), Some("chapter"));
+    assert_eq!(ranges[0].duration, Some(1.0));
+    assert_eq!(ranges[0].start_date.timestamp_millis(), ulid_ms);
+    assert_eq!(ranges[1].start_date.timestamp_millis(), ulid_ms + 2500);
+    let x = ranges[1].x_prefixed.as_ref().unwrap();
+    assert!(
+        format!("{:?}", x["X-LABEL"]).contains("Ring 'ring'"),
+        "{x:?}"
+    );
+    let r = get(playlist.clone())
+        .header("if-none-match", &tag1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
 
     // API errors are JSON with a reason.
     let r = stack.edge_get("/api/v1/videos/not-a-ulid").await.unwrap();

@@ -6,6 +6,11 @@
 //! |---|---|---|
 //! | transcode jobs | `P.jobs.transcode` | `P_JOBS` (work queue, dedup by `Nats-Msg-Id` = video id) |
 //! | video events | `P.video.<id>.<kind>` | `P_VIDEO_EVENTS` (limits: 7 days, 1 GiB) |
+//! | marker batches from producers | `P.ingest.markers` | `P_MARKER_INGEST` (work queue, ≤ 100 000 batches, discard new) |
+//! | marker changes | `P.markers.<id>.<change>` | `P_MARKER_EVENTS` (limits: 7 days, 1 GiB) |
+//!
+//! Marker `<change>` is `created`, `updated` or `deleted`; payloads are
+//! `streaming.marker.v1` messages ([`MarkerBatch`], [`MarkerChange`]).
 //!
 //! `<kind>` is one of `accepted`, `started`, `progress`, `rendition_ready`,
 //! `playable`, `ready`, `failed`; payloads are `streaming.media.v1`
@@ -19,6 +24,8 @@ use bytes::Bytes;
 use prost::Message;
 
 pub use async_nats;
+pub use stream_proto::marker::v1 as marker;
+pub use stream_proto::marker::v1::{marker_change, MarkerBatch, MarkerChange};
 pub use stream_proto::media::v1 as media;
 pub use stream_proto::media::v1::{video_event, TranscodeJob, VideoEvent};
 
@@ -92,6 +99,30 @@ impl Subjects {
         format!("{}.session.{session_id}.decision", self.prefix)
     }
 
+    /// Where producers (detectors, ingest) publish [`MarkerBatch`]es:
+    /// `P.ingest.markers`.
+    pub fn marker_ingest(&self) -> String {
+        format!("{}.ingest.markers", self.prefix)
+    }
+
+    pub fn marker_ingest_stream(&self) -> String {
+        format!("{}_MARKER_INGEST", self.stream_token())
+    }
+
+    /// One marker change: `P.markers.<id>.<change>`.
+    pub fn marker_change(&self, video_id: &str, change: &str) -> String {
+        format!("{}.markers.{video_id}.{change}", self.prefix)
+    }
+
+    /// Every marker change: `P.markers.>`.
+    pub fn all_marker_changes(&self) -> String {
+        format!("{}.markers.>", self.prefix)
+    }
+
+    pub fn marker_events_stream(&self) -> String {
+        format!("{}_MARKER_EVENTS", self.stream_token())
+    }
+
     fn stream_token(&self) -> String {
         self.prefix.to_uppercase().replace('-', "_")
     }
@@ -151,6 +182,20 @@ pub const JOB_DEDUP_WINDOW: Duration = Duration::from_secs(600);
 /// Jobs the stream holds at most (bounded queue); publishing beyond fails.
 pub const JOB_QUEUE_MAX: i64 = 10_000;
 
+/// Marker batches the ingest stream holds at most; publishing beyond fails.
+pub const MARKER_INGEST_MAX: i64 = 100_000;
+
+/// The subject token of a marker change.
+pub fn marker_change_kind(change: &MarkerChange) -> &'static str {
+    use marker_change::Kind;
+    match Kind::try_from(change.kind).unwrap_or(Kind::Unspecified) {
+        Kind::Created => "created",
+        Kind::Updated => "updated",
+        Kind::Deleted => "deleted",
+        Kind::Unspecified => "unknown",
+    }
+}
+
 /// A connected bus.
 #[derive(Clone, Debug)]
 pub struct Bus {
@@ -200,6 +245,29 @@ impl Bus {
         self.ensure_stream(stream::Config {
             name: self.subjects.events_stream(),
             subjects: vec![self.subjects.all_video_events()],
+            retention: stream::RetentionPolicy::Limits,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: 1 << 30,
+            discard: stream::DiscardPolicy::Old,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await?;
+        self.ensure_stream(stream::Config {
+            name: self.subjects.marker_ingest_stream(),
+            subjects: vec![self.subjects.marker_ingest()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            max_messages: MARKER_INGEST_MAX,
+            max_message_size: 1 << 20,
+            duplicate_window: JOB_DEDUP_WINDOW,
+            discard: stream::DiscardPolicy::New,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await?;
+        self.ensure_stream(stream::Config {
+            name: self.subjects.marker_events_stream(),
+            subjects: vec![self.subjects.all_marker_changes()],
             retention: stream::RetentionPolicy::Limits,
             max_age: Duration::from_secs(7 * 24 * 3600),
             max_bytes: 1 << 30,
@@ -264,6 +332,77 @@ impl Bus {
         Ok(())
     }
 
+    /// Queue a marker batch for the marker service (producers: detectors,
+    /// ingest); waits for the stream's ack. With `msg_id`, a second batch
+    /// with the same id inside the dedup window (10 min) is dropped (a
+    /// retried producer does not duplicate its markers).
+    pub async fn publish_marker_batch(
+        &self,
+        batch: &MarkerBatch,
+        msg_id: Option<&str>,
+    ) -> Result<(), BusError> {
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(id) = msg_id {
+            headers.insert("Nats-Msg-Id", id);
+        }
+        self.js
+            .publish_with_headers(
+                self.subjects.marker_ingest(),
+                headers,
+                Bytes::from(batch.encode_to_vec()),
+            )
+            .await
+            .map_err(js_err)?
+            .await
+            .map_err(js_err)?;
+        Ok(())
+    }
+
+    /// Publish marker changes and wait for every ack (published together,
+    /// acked together).
+    pub async fn publish_marker_changes(&self, changes: &[MarkerChange]) -> Result<(), BusError> {
+        let mut acks = Vec::with_capacity(changes.len());
+        for c in changes {
+            let subject = self
+                .subjects
+                .marker_change(&c.video_id, marker_change_kind(c));
+            acks.push(
+                self.js
+                    .publish(subject, Bytes::from(c.encode_to_vec()))
+                    .await
+                    .map_err(js_err)?,
+            );
+        }
+        for ack in acks {
+            ack.await.map_err(js_err)?;
+        }
+        Ok(())
+    }
+
+    /// The durable pull consumer marker services share on the marker
+    /// ingest stream.
+    pub async fn marker_ingest_consumer(&self) -> Result<consumer::PullConsumer, BusError> {
+        let stream = self
+            .js
+            .get_stream(self.subjects.marker_ingest_stream())
+            .await
+            .map_err(js_err)?;
+        stream
+            .get_or_create_consumer(
+                "markers",
+                consumer::pull::Config {
+                    durable_name: Some("markers".into()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    max_deliver: 5,
+                    max_ack_pending: 256,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(js_err)
+    }
+
     /// Jobs waiting in (or held from) the work queue.
     pub async fn queued_jobs(&self) -> Result<u64, BusError> {
         let mut stream = self
@@ -276,7 +415,12 @@ impl Bus {
 
     /// Delete both streams of this prefix (test and teardown use).
     pub async fn delete_streams(&self) -> Result<(), BusError> {
-        for name in [self.subjects.jobs_stream(), self.subjects.events_stream()] {
+        for name in [
+            self.subjects.jobs_stream(),
+            self.subjects.events_stream(),
+            self.subjects.marker_ingest_stream(),
+            self.subjects.marker_events_stream(),
+        ] {
             self.js.delete_stream(&name).await.map_err(js_err)?;
         }
         Ok(())
@@ -346,6 +490,22 @@ pub fn decode_event(payload: &[u8]) -> Result<VideoEvent, BusError> {
     })
 }
 
+/// Decode a marker batch payload.
+pub fn decode_marker_batch(payload: &[u8]) -> Result<MarkerBatch, BusError> {
+    MarkerBatch::decode(payload).map_err(|source| BusError::Decode {
+        what: "MarkerBatch",
+        source,
+    })
+}
+
+/// Decode a marker change payload.
+pub fn decode_marker_change(payload: &[u8]) -> Result<MarkerChange, BusError> {
+    MarkerChange::decode(payload).map_err(|source| BusError::Decode {
+        what: "MarkerChange",
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,6 +517,10 @@ mod tests {
         assert_eq!(s.jobs_stream(), "T_ABC_JOBS");
         assert_eq!(s.video_event("V1", "ready"), "t-abc.video.V1.ready");
         assert_eq!(s.all_video_events(), "t-abc.video.>");
+        assert_eq!(s.marker_ingest(), "t-abc.ingest.markers");
+        assert_eq!(s.marker_ingest_stream(), "T_ABC_MARKER_INGEST");
+        assert_eq!(s.marker_change("V1", "created"), "t-abc.markers.V1.created");
+        assert_eq!(s.marker_events_stream(), "T_ABC_MARKER_EVENTS");
     }
 
     #[test]

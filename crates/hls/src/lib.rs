@@ -4,13 +4,17 @@
 //! * [`path`] — [`VideoId`] and the typed grammar of `/hls/<video>/...`
 //!   paths; anything else (traversal, odd names) does not parse.
 //! * [`master`] — the multivariant (master) playlist, written with m3u8-rs.
+//! * [`daterange`] — timeline markers as `EXT-X-DATERANGE` (with
+//!   `EXT-X-PROGRAM-DATE-TIME` on segments) in served media playlists.
 //! * [`bandwidth`] — peak and average segment bitrates of a media playlist
 //!   (RFC 8216 §4.3.4.2 BANDWIDTH / AVERAGE-BANDWIDTH).
 
 pub mod bandwidth;
+pub mod daterange;
 pub mod master;
 pub mod path;
 
+pub use daterange::{annotate_media_playlist, AnnotateError, PlaylistMarker};
 pub use m3u8_rs;
 pub use master::{write_master, AudioRendition, VideoVariant};
 pub use path::{HlsPath, TrackName, VideoId};

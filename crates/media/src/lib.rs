@@ -21,6 +21,7 @@ pub mod limits;
 mod package;
 pub mod pipeline;
 pub mod probe;
+pub mod scene;
 
 pub use error::MediaError;
 pub use ladder::{Ladder, RenditionPlan};

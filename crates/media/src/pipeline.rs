@@ -56,6 +56,9 @@ pub struct TranscodeOptions {
     pub limits: Limits,
     /// Capacity of each inter-stage channel, frames (default 8).
     pub queue_frames: usize,
+    /// Scene-change threshold (score 0–100, see [`crate::scene`]); `None`
+    /// runs no detector. Default `Some(`[`crate::scene::DEFAULT_THRESHOLD`]`)`.
+    pub scene_threshold: Option<f64>,
 }
 
 impl Default for TranscodeOptions {
@@ -68,6 +71,7 @@ impl Default for TranscodeOptions {
             audio_bitrate: 128_000,
             limits: Limits::default(),
             queue_frames: 8,
+            scene_threshold: Some(crate::scene::DEFAULT_THRESHOLD),
         }
     }
 }
@@ -129,6 +133,13 @@ pub enum PipelineEvent {
     /// A segment of `track` was closed: its playlist on disk gained an entry.
     SegmentClosed {
         track: String,
+    },
+    /// The scene detector saw a cut: the frame at `media_time_s` (seconds
+    /// on the presentation timeline: its PTS from the container start)
+    /// starts a new scene; `score` 0–100.
+    SceneChange {
+        media_time_s: f64,
+        score: f64,
     },
 }
 
@@ -302,6 +313,14 @@ pub fn transcode(
             rung_stage(track, plan, enc, video_tb, frame_ticks, rx, pkt_tx)
         })?);
     }
+    if let Some(threshold) = opts.scene_threshold {
+        let (tx, rx) = bounded::<FrameMsg>(depth);
+        rung_txs.push(tx);
+        let note_tx = note_tx.clone();
+        handles.push(spawn("scenes", move || {
+            scene_stage(threshold, video_tb, rx, note_tx)
+        })?);
+    }
     let mut audio_tx = None;
     let mut audio_index = None;
     if let Some((index, atb, adec, enc, out_rate)) = audio_stage {
@@ -353,6 +372,13 @@ pub fn transcode(
             Note::Progress(p) => on_event(PipelineEvent::Progress(p)),
             Note::SegmentClosed(track) => on_event(PipelineEvent::SegmentClosed {
                 track: track_names[track].clone(),
+            }),
+            Note::Scene {
+                media_time_s,
+                score,
+            } => on_event(PipelineEvent::SceneChange {
+                media_time_s,
+                score,
             }),
         }
         if cancel.load(Ordering::Relaxed) {
@@ -456,6 +482,56 @@ impl CancelRef {
 enum Note {
     Progress(Progress),
     SegmentClosed(usize),
+    Scene { media_time_s: f64, score: f64 },
+}
+
+/// The scene detector: another consumer of decoded frames (its own thread
+/// and bounded channel, like a rung). Only 8-bit YUV luma is read; other
+/// pixel formats run no detection.
+fn scene_stage(
+    threshold: f64,
+    video_tb: ff::Rational,
+    rx: Receiver<FrameMsg>,
+    note_tx: Sender<Note>,
+) -> Result<(), MediaError> {
+    use ff::format::Pixel;
+    let mut detector = crate::scene::SceneDetector::new(threshold);
+    loop {
+        let src = match rx.recv() {
+            Ok(FrameMsg::Frame(f)) => f,
+            Ok(FrameMsg::End) => return Ok(()),
+            Err(_) => return Err(MediaError::Pipeline("decoder stopped".into())),
+        };
+        let f = &src.frame;
+        if !matches!(
+            f.format(),
+            Pixel::YUV420P
+                | Pixel::YUVJ420P
+                | Pixel::YUV422P
+                | Pixel::YUVJ422P
+                | Pixel::YUV444P
+                | Pixel::YUVJ444P
+                | Pixel::NV12
+                | Pixel::GRAY8
+        ) {
+            continue;
+        }
+        let grid = crate::scene::luma_grid(
+            f.data(0),
+            f.width() as usize,
+            f.height() as usize,
+            f.stride(0),
+        );
+        if let Some(score) = detector.push(grid) {
+            let media_time_s = src.pts as f64 * f64::from(video_tb);
+            // The relay loop drains notes continuously; a closed channel
+            // means the job is ending anyway.
+            let _ = note_tx.send(Note::Scene {
+                media_time_s,
+                score,
+            });
+        }
+    }
 }
 
 /// A decoded (and rotated) frame with its encoder-time-base PTS and the

@@ -19,7 +19,7 @@ fn run(sample: &str) -> (tempfile::TempDir, stream_media::Plan, Vec<String>) {
         |ev| match ev {
             PipelineEvent::Planned(p) => plan = Some(p),
             PipelineEvent::SegmentClosed { track } => closed.push(track),
-            PipelineEvent::Progress(_) => {}
+            PipelineEvent::Progress(_) | PipelineEvent::SceneChange { .. } => {}
         },
     )
     .unwrap_or_else(|e| panic!("{sample}: {e}"));

@@ -15,6 +15,13 @@ pub mod control {
     }
 }
 
+/// `streaming.marker.v1`: marker batches and change events (NATS payloads).
+pub mod marker {
+    pub mod v1 {
+        tonic::include_proto!("streaming.marker.v1");
+    }
+}
+
 /// Encoded `FileDescriptorSet` of every proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/streaming_descriptor.bin"));

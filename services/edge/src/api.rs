@@ -3,7 +3,8 @@
 //!
 //! * `GET /api/v1/videos?page_size=&page_token=` → `{"videos": [...], "next_page_token"}`
 //! * `GET /api/v1/videos/{id}` → one video
-//! * `GET /api/v1/config` → `{"ingest_url"}` for the upload form
+//! * `GET /api/v1/config` → `{"ingest_url", "marker_url"}`: where the page
+//!   uploads and where it reads and writes markers
 
 use std::sync::Arc;
 
@@ -154,5 +155,8 @@ pub async fn get_video(
 }
 
 pub async fn config(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "ingest_url": state.ingest_public_url }))
+    Json(serde_json::json!({
+        "ingest_url": state.ingest_public_url,
+        "marker_url": state.marker_public_url,
+    }))
 }

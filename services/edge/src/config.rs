@@ -36,6 +36,14 @@ pub struct EdgeConfig {
         default_value = "http://localhost:8081"
     )]
     pub ingest_public_url: String,
+    /// Marker service base URL as browsers reach it (markers API and SSE,
+    /// called cross-origin by the page; see ARCHITECTURE.md).
+    #[arg(
+        long,
+        env = "EDGE_MARKER_PUBLIC_URL",
+        default_value = "http://localhost:8082"
+    )]
+    pub marker_public_url: String,
     /// Requests served at once; more wait (bounded by the OS backlog).
     #[arg(long, env = "EDGE_MAX_CONCURRENT_REQUESTS", default_value_t = 4096)]
     pub max_concurrent_requests: usize,

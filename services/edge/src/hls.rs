@@ -7,6 +7,14 @@
 //!   `Cache-Control`: segments and init immutable for a year; a media
 //!   playlist with `EXT-X-ENDLIST` an hour; a growing (EVENT) playlist one
 //!   second; the master an hour once the video is ready, else one second.
+//! * Media playlists are served annotated ([`stream_hls::daterange`]):
+//!   `EXT-X-PROGRAM-DATE-TIME` on every segment (anchor: the video id's
+//!   ULID timestamp, see [`stream_clock::Anchor::from_ulid_ms`]) and one
+//!   `EXT-X-DATERANGE` per marker. Markers change at any time, so their
+//!   `ETag` is the stored playlist's tag plus the markers' version (last
+//!   change id) and finished playlists are cached briefly and revalidated
+//!   ([`CACHE_MARKED`], [`CACHE_FINISHED_UNMARKED`]); a 304 costs one Redis
+//!   read and one store read.
 
 use std::sync::Arc;
 
@@ -28,6 +36,14 @@ use crate::AppState;
 pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Cache-Control of finished playlists.
 pub const CACHE_FINISHED: &str = "public, max-age=3600";
+/// Cache-Control of a finished media playlist whose video has markers:
+/// a marker change reaches caches within 2 s (then a cheap 304).
+pub const CACHE_MARKED: &str = "public, max-age=2, must-revalidate";
+/// Cache-Control of a finished media playlist without markers: the first
+/// marker reaches caches within a minute.
+pub const CACHE_FINISHED_UNMARKED: &str = "public, max-age=60, must-revalidate";
+/// Markers written into one media playlist at most.
+pub const MAX_PLAYLIST_MARKERS: usize = stream_markers::limits::MAX_RANGE;
 /// Cache-Control of playlists still growing (about half a segment).
 pub const CACHE_GROWING: &str = "public, max-age=1";
 
@@ -59,6 +75,9 @@ pub async fn serve(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
 
+    if let HlsPath::MediaPlaylist(_) = &path {
+        return media_playlist(&state, &id, &path, &key, &method, if_none_match).await;
+    }
     if !path.is_immutable() {
         // Playlists: small, read whole; Range is ignored (RFC 9110 §14.2
         // lets a server send the full representation).
@@ -132,7 +151,7 @@ pub async fn serve(
                         .header(header::CONTENT_RANGE, format!("bytes */{size}"))
                         .header(header::CACHE_CONTROL, CACHE_IMMUTABLE)
                         .body(Body::empty())
-                        .map_err(|e| EdgeError::Store(e.to_string()))
+                        .map_err(|e| EdgeError::Store(e.to_string()));
                 }
             }
         }
@@ -174,6 +193,93 @@ pub async fn serve(
         .map_err(|e| std::io::Error::other(e.to_string()));
     resp.body(Body::from_stream(stream))
         .map_err(|e| EdgeError::Store(e.to_string()))
+}
+
+/// A media playlist with PDTs and the video's markers as DATERANGEs.
+async fn media_playlist(
+    state: &AppState,
+    id: &str,
+    path: &HlsPath,
+    key: &stream_store::object_store::path::Path,
+    method: &Method,
+    if_none_match: Option<String>,
+) -> Result<Response, EdgeError> {
+    // Markers first: a change after this read gets a new tag next time.
+    let marks = state
+        .markers
+        .range(id, f64::NEG_INFINITY, f64::INFINITY, MAX_PLAYLIST_MARKERS)
+        .await;
+    let result = match state.store.objects().get(key).await {
+        Ok(r) => r,
+        Err(object_store::Error::NotFound { .. }) => return Err(EdgeError::NotFound),
+        Err(e) => return Err(EdgeError::Store(e.to_string())),
+    };
+    let object_tag = result.meta.e_tag.clone().unwrap_or_default();
+    let body = result
+        .bytes()
+        .await
+        .map_err(|e| EdgeError::Store(e.to_string()))?;
+    let finished = contains(&body, b"#EXT-X-ENDLIST");
+    let video: VideoId = id.parse().map_err(|_| EdgeError::NotFound)?;
+    let anchor = stream_clock::Anchor::from_ulid_ms(video.timestamp_ms());
+    let (text, etag, cache) = match &marks {
+        Ok(range) => {
+            let markers: Vec<_> = range
+                .markers
+                .iter()
+                .map(|m| stream_hls::PlaylistMarker {
+                    id: m.id.clone(),
+                    kind: m.input.kind.clone(),
+                    label: m.input.label.clone(),
+                    media_time: m.input.media_time,
+                    duration: m.input.duration,
+                })
+                .collect();
+            let cache = match (finished, markers.is_empty()) {
+                (false, _) => CACHE_GROWING,
+                (true, false) => CACHE_MARKED,
+                (true, true) => CACHE_FINISHED_UNMARKED,
+            };
+            match stream_hls::annotate_media_playlist(&body, anchor, &markers) {
+                Ok(text) => (
+                    bytes::Bytes::from(text),
+                    Some(format!(
+                        "\"{}.m{}\"",
+                        object_tag.trim_matches('"'),
+                        range.version
+                    )),
+                    cache,
+                ),
+                Err(e) => {
+                    warn!(error = %e, video_id = %id, "playlist not annotated");
+                    (body, None, CACHE_GROWING)
+                }
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, video_id = %id, "markers unavailable; playlist served without them");
+            (body, None, CACHE_GROWING)
+        }
+    };
+    if let (Some(inm), Some(tag)) = (if_none_match.as_deref(), etag.as_deref()) {
+        if etag_matches(inm, tag) {
+            return Ok(not_modified(Some(tag), cache));
+        }
+    }
+    let mut resp = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, path.content_type())
+        .header(header::CACHE_CONTROL, cache)
+        .header(header::CONTENT_LENGTH, text.len());
+    if let Some(tag) = etag {
+        resp = resp.header(header::ETAG, tag);
+    }
+    let body = if *method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(text)
+    };
+    resp.body(body).map_err(|e| EdgeError::Store(e.to_string()))
 }
 
 fn playlist_cache(

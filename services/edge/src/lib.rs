@@ -32,14 +32,20 @@ pub use config::EdgeConfig;
 pub struct AppState {
     pub store: MediaStore,
     pub catalog: Catalog,
+    /// Markers, read to add DATERANGEs to served media playlists.
+    pub markers: stream_markers::MarkerStore,
     pub control: ControlPlaneClient<Channel>,
     pub ingest_public_url: String,
+    pub marker_public_url: String,
 }
 
 /// Connect to Redis and the store; the control channel connects lazily.
 pub async fn connect(config: &EdgeConfig) -> anyhow::Result<Arc<AppState>> {
     let catalog = Catalog::connect(&config.common.redis_url, &config.common.redis_prefix).await?;
     let store = MediaStore::open(&config.common.media_store)?;
+    let markers =
+        stream_markers::MarkerStore::connect(&config.common.redis_url, &config.common.redis_prefix)
+            .await?;
     let channel = tonic::transport::Endpoint::from_shared(config.control_url.clone())?
         .connect_timeout(std::time::Duration::from_secs(3))
         .timeout(std::time::Duration::from_secs(10))
@@ -47,8 +53,10 @@ pub async fn connect(config: &EdgeConfig) -> anyhow::Result<Arc<AppState>> {
     Ok(Arc::new(AppState {
         store,
         catalog,
+        markers,
         control: ControlPlaneClient::new(channel),
         ingest_public_url: config.ingest_public_url.clone(),
+        marker_public_url: config.marker_public_url.clone(),
     }))
 }
 

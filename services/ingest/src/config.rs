@@ -41,6 +41,10 @@ pub struct IngestConfig {
     /// Segment and GOP duration, seconds.
     #[arg(long, env = "INGEST_SEGMENT_SECONDS", default_value_t = 2.0)]
     pub segment_seconds: f64,
+    /// Scene-change detector threshold (score 0–100, libavfilter `scdet`
+    /// scale); detected cuts become `scene` markers. 0 disables it.
+    #[arg(long, env = "INGEST_SCENE_THRESHOLD", default_value_t = stream_media::scene::DEFAULT_THRESHOLD)]
+    pub scene_threshold: f64,
     /// libx264 preset.
     #[arg(long, env = "INGEST_X264_PRESET", default_value = "veryfast")]
     pub x264_preset: String,
@@ -83,6 +87,12 @@ impl IngestConfig {
             return Err(format!(
                 "INGEST_SEGMENT_SECONDS={}: use 0.5 to 10",
                 self.segment_seconds
+            ));
+        }
+        if !(0.0..=100.0).contains(&self.scene_threshold) {
+            return Err(format!(
+                "INGEST_SCENE_THRESHOLD={}: use 0 (off) to 100",
+                self.scene_threshold
             ));
         }
         if !PRESETS.contains(&self.x264_preset.as_str()) {

@@ -80,6 +80,7 @@ pub async fn connect(
             segment_duration_s: config.segment_seconds,
             x264_preset: config.x264_preset.clone(),
             x264_threads: config.x264_threads,
+            scene_threshold: Some(config.scene_threshold).filter(|t| *t > 0.0),
             ..TranscodeOptions::default()
         },
         max_upload_bytes: config.max_upload_bytes,

@@ -198,6 +198,7 @@ async fn process(
     let mut publisher: Option<Publisher> = None;
     let mut last_progress = Instant::now() - PROGRESS_EVERY;
     let mut publish_error: Option<JobError> = None;
+    let mut scenes: Vec<(f64, f64)> = Vec::new();
     loop {
         let ev = tokio::select! {
             ev = rx.recv() => ev,
@@ -230,6 +231,10 @@ async fn process(
                 );
                 publisher = Some(p);
             }
+            PipelineEvent::SceneChange {
+                media_time_s,
+                score,
+            } => scenes.push((media_time_s, score)),
             PipelineEvent::Progress(p) => {
                 if last_progress.elapsed() >= PROGRESS_EVERY {
                     last_progress = Instant::now();
@@ -330,7 +335,43 @@ async fn process(
         .await
         .map_err(|e| JobError::retry(format!("publish ready event: {e}")))?;
     info!(duration_s = p.duration_s(), "video ready");
+    publish_scenes(shared, &video_id, &scenes).await;
     Ok(())
+}
+
+/// Scene cuts → `scene` markers on the marker intake subject, the path
+/// every producer uses. Sent once the video is ready (its duration is in
+/// the catalogue, so the marker service can check the times), in batches
+/// whose `Nats-Msg-Id` (`<video>-scenes-<n>`) makes a redelivered job's
+/// second publication a no-op. Failures are logged: the video is ready
+/// either way.
+async fn publish_scenes(shared: &Shared, video_id: &str, scenes: &[(f64, f64)]) {
+    let inputs: Vec<stream_bus::marker::MarkerInput> = scenes
+        .iter()
+        .enumerate()
+        .map(|(i, (t, score))| stream_bus::marker::MarkerInput {
+            kind: "scene".into(),
+            label: format!("Scene {}", i + 2),
+            media_time_s: *t,
+            duration_s: None,
+            source_time_ms: None,
+            data_json: Some(format!("{{\"score\":{score:.2}}}")),
+        })
+        .collect();
+    for (n, chunk) in inputs.chunks(500).enumerate() {
+        let batch = stream_bus::MarkerBatch {
+            video_id: video_id.to_string(),
+            markers: chunk.to_vec(),
+        };
+        let msg_id = format!("{video_id}-scenes-{n}");
+        if let Err(e) = shared.bus.publish_marker_batch(&batch, Some(&msg_id)).await {
+            warn!(error = %e, "scene markers not published");
+            return;
+        }
+    }
+    if !scenes.is_empty() {
+        info!(scenes = scenes.len(), "scene markers published");
+    }
 }
 
 async fn fetch_source(

@@ -1,55 +1,145 @@
-//! The marker service. Today it holds its Redis and NATS connections and
-//! reports health (`/healthz`, `/readyz`); the marker API, clock mapping and
-//! scene detector come with the markers issue.
+//! The marker service: timeline markers of videos.
+//!
+//! * [`api`] — HTTP: `POST/GET /v1/videos/{id}/markers`, `PUT/DELETE
+//!   /v1/videos/{id}/markers/{marker}`, and the Server-Sent Events change
+//!   feed `GET /v1/videos/{id}/markers/events` (resumes from
+//!   `Last-Event-ID`).
+//! * [`intake`] — the NATS producer subject (`P.ingest.markers`, batches
+//!   from detectors and ingest), through the same validation and store.
+//! * [`convert`] — protobuf ⇄ domain markers.
+//! * [`config`], [`error`].
+//!
+//! Every accepted change is stored first (Redis, [`stream_markers`]) and
+//! then announced on NATS (`P.markers.<id>.<change>`); the SSE feed reads
+//! the Redis change stream, so it never depends on NATS delivery.
 
-use std::net::SocketAddr;
+pub mod api;
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod intake;
+
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use clap::Parser;
-use redis::aio::ConnectionManager;
+use axum::http::{header, HeaderValue, Method};
 use stream_bus::Bus;
-use stream_runtime::{CancellationToken, CommonConfig};
+use stream_catalog::Catalog;
+use stream_markers::{Marker, MarkerInput, MarkerStore};
+use stream_runtime::CancellationToken;
+use tokio::sync::Semaphore;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::warn;
 
-/// `marker` settings.
-#[derive(Debug, Clone, Parser)]
-#[command(name = "marker", about = "Timeline markers")]
-pub struct MarkerConfig {
-    #[command(flatten)]
-    pub common: CommonConfig,
-    /// HTTP listen address.
-    #[arg(long, env = "MARKER_HTTP_ADDR", default_value = "0.0.0.0:8082")]
-    pub http_addr: SocketAddr,
+pub use config::MarkerConfig;
+pub use error::MarkerError;
+
+/// Shared state of handlers and the intake loop.
+pub struct AppState {
+    pub bus: Bus,
+    pub catalog: Catalog,
+    pub store: MarkerStore,
+    /// Permits for open SSE connections (`MARKER_MAX_SSE`).
+    pub sse_slots: Arc<Semaphore>,
+    /// Ends open SSE streams on shutdown so the server can drain.
+    pub shutdown: CancellationToken,
 }
 
-struct AppState {
-    bus: Bus,
-    redis: ConnectionManager,
+impl AppState {
+    /// Validate a batch for `video_id` (which must be in the catalogue),
+    /// store it atomically and announce the changes. Returns the stored
+    /// markers.
+    pub async fn add(
+        &self,
+        video_id: &str,
+        inputs: Vec<MarkerInput>,
+    ) -> Result<Vec<Marker>, MarkerError> {
+        let duration = self.video_duration(video_id).await?;
+        stream_markers::model::validate_batch(&inputs, duration)?;
+        let markers: Vec<Marker> = inputs
+            .into_iter()
+            .map(|i| Marker::new(video_id, i))
+            .collect();
+        let ids = self.store.insert(video_id, &markers).await?;
+        let changes: Vec<_> = markers
+            .iter()
+            .zip(ids)
+            .map(|(m, id)| {
+                convert::change_to_proto(
+                    video_id,
+                    &stream_markers::Change {
+                        id,
+                        op: stream_markers::ChangeOp::Created,
+                        marker_id: m.id.clone(),
+                        marker: Some(m.clone()),
+                    },
+                )
+            })
+            .collect();
+        self.announce(&changes).await;
+        Ok(markers)
+    }
+
+    /// The video's duration in seconds (`None` while unknown); 404 when the
+    /// catalogue does not know the video.
+    pub async fn video_duration(&self, video_id: &str) -> Result<Option<f64>, MarkerError> {
+        if ulid::Ulid::from_string(video_id).is_err() {
+            return Err(MarkerError::NotFound);
+        }
+        let record = self
+            .catalog
+            .get(video_id)
+            .await?
+            .ok_or(MarkerError::NotFound)?;
+        Ok(Some(record.duration_s).filter(|d| *d > 0.0))
+    }
+
+    /// Publish change events. The change is already stored (and visible to
+    /// the SSE feed); a NATS failure is logged, not returned.
+    pub async fn announce(&self, changes: &[stream_bus::MarkerChange]) {
+        if let Err(e) = self.bus.publish_marker_changes(changes).await {
+            warn!(error = %e, "marker change events not published");
+        }
+    }
 }
 
-async fn readyz(State(s): State<Arc<AppState>>) -> impl IntoResponse {
-    let nats = matches!(
-        s.bus.client().connection_state(),
-        stream_bus::async_nats::connection::State::Connected
-    );
-    let mut con = s.redis.clone();
-    let redis = redis::cmd("PING")
-        .query_async::<String>(&mut con)
-        .await
-        .is_ok();
-    let code = if nats && redis {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        code,
-        Json(serde_json::json!({ "nats": nats, "redis": redis })),
-    )
+/// Connect to NATS, Redis (catalogue and markers).
+pub async fn connect(
+    config: &MarkerConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Arc<AppState>> {
+    let bus = Bus::connect(&config.common.nats_url, &config.common.bus_prefix).await?;
+    let catalog = Catalog::connect(&config.common.redis_url, &config.common.redis_prefix).await?;
+    let store = MarkerStore::connect(&config.common.redis_url, &config.common.redis_prefix).await?;
+    Ok(Arc::new(AppState {
+        bus,
+        catalog,
+        store,
+        sse_slots: Arc::new(Semaphore::new(config.max_sse)),
+        shutdown,
+    }))
+}
+
+/// The HTTP app with CORS for the configured origins.
+pub fn router(state: Arc<AppState>, config: &MarkerConfig) -> axum::Router {
+    let origins: Vec<HeaderValue> = config
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("last-event-id"),
+        ]);
+    api::routes(state).layer(cors)
 }
 
 /// Serve until `shutdown`.
@@ -58,17 +148,21 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let bus = Bus::connect(&config.common.nats_url, &config.common.bus_prefix).await?;
-    let redis =
-        ConnectionManager::new(redis::Client::open(config.common.redis_url.as_str())?).await?;
-    let state = Arc::new(AppState { bus, redis });
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .with_state(state);
+    let state = connect(&config, shutdown.clone()).await?;
+    let intake = tokio::spawn(intake::run(state.clone(), shutdown.clone()));
+    let app = router(state, &config).layer(tower_http::trace::TraceLayer::new_for_http());
     tracing::info!(addr = %listener.local_addr()?, "marker listening");
+    // SSE events are small writes: without TCP_NODELAY, Nagle's algorithm
+    // and delayed ACKs hold them back by up to ~40 ms.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
+    let _ = intake.await;
     Ok(())
 }

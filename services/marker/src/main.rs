@@ -4,7 +4,7 @@ use stream_marker::MarkerConfig;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = MarkerConfig::parse();
-    if let Err(e) = config.common.validate() {
+    if let Err(e) = config.validate() {
         stream_runtime::exit_config_error("marker", &e);
     }
     stream_runtime::init_tracing(&config.common.log_format);
