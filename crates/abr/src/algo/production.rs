@@ -79,6 +79,14 @@ pub struct ProductionConfig {
     pub redip_margin: Option<f64>,
     /// Use request timing as a throughput source when reports are missing.
     pub use_request_timing: bool,
+    /// When the throughput is steady — the largest recent relative
+    /// prediction error is below this — climb only to rungs the
+    /// (undiscounted) prediction sustains: on a steady link a
+    /// buffer-spending excursion above the sustainable rung is a certain
+    /// dip back later (QoE_lin rewards it slightly, viewers see it). On a
+    /// fluctuating link excursions stay allowed (they hedge a pessimistic
+    /// prediction). `None` disables the rule.
+    pub steady_error: Option<f64>,
     /// Client buffer cap, ms (the player's configuration).
     pub client_buffer_cap_ms: f64,
     /// Client pause granularity when the buffer is full, ms.
@@ -96,6 +104,7 @@ impl Default for ProductionConfig {
             terminal_target_s: 8.0,
             redip_margin: Some(0.05),
             use_request_timing: true,
+            steady_error: Some(0.1),
             client_buffer_cap_ms: 60_000.0,
             client_sleep_step_ms: 500.0,
         }
@@ -264,6 +273,13 @@ impl AbrAlgorithm for Production {
         if first < last {
             self.dropped_from = Some((last, raw));
         } else if first > last {
+            if self.cfg.steady_error.is_some_and(|e| max_error < e) {
+                let sustained = (last..=first)
+                    .rev()
+                    .find(|&r| ctx.ladder.bitrates_bps()[r] <= raw)
+                    .unwrap_or(last);
+                first = sustained.max(last);
+            }
             if let (Some(m), Some((from, then))) = (self.cfg.redip_margin, self.dropped_from) {
                 let sustainable = ctx.ladder.bitrates_bps()[from] <= raw;
                 if first >= from && raw < then * (1.0 + m) && !sustainable {
