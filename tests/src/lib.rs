@@ -250,6 +250,22 @@ impl Stack {
             .ok_or_else(|| anyhow!("no id in {body}"))
     }
 
+    /// Upload a sample (title = its file stem) and wait until it is ready.
+    ///
+    /// Errors: the upload is refused, the job fails (with its reason), or
+    /// no outcome within 240 s.
+    pub async fn ingest_ready(&self, sample: &str) -> Result<String> {
+        let mut outcomes = self.watch_outcomes().await?;
+        let bytes = tokio::fs::read(stream_testkit::samples::path(sample)).await?;
+        let id = self
+            .upload_ok(bytes, sample.trim_end_matches(".mp4"))
+            .await?;
+        match outcomes.wait(&id, Duration::from_secs(240)).await? {
+            Outcome::Ready(_) => Ok(id),
+            Outcome::Failed(f) => bail!("{sample} failed: {}", f.reason),
+        }
+    }
+
     /// GET a path on the edge.
     /// Put a video straight into the catalogue (accepted + started with
     /// `duration_s`), without transcoding: enough for the marker API.
@@ -477,6 +493,35 @@ impl Outcomes {
     pub fn events(&self, id: &str) -> &[VideoEvent] {
         self.seen.get(id).map(Vec::as_slice).unwrap_or(&[])
     }
+}
+
+/// Run a browser test script of `frontend/tests` (playwright-core on
+/// Debian's Chromium) with `env`, requiring exit 0 and a final
+/// `N passed, 0 failed` line. Returns its stdout.
+pub async fn run_browser_script(script: &str, env: Vec<(&'static str, String)>) -> Result<String> {
+    let frontend = workspace_root().join("frontend");
+    if !(frontend.join("dist/index.html").is_file()
+        && frontend.join("node_modules/playwright-core").is_dir())
+    {
+        bail!("front end not built: run `make frontend` (npm ci && npm run build in frontend/)");
+    }
+    let script = script.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(format!("tests/{script}"))
+            .current_dir(&frontend)
+            .envs(env)
+            .output()
+    })
+    .await?
+    .context("run node (apt-get install nodejs)")?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}\n{stderr}");
+    if !out.status.success() || !stdout.contains(" passed, 0 failed") {
+        bail!("browser test failed:\n{stdout}\n{stderr}");
+    }
+    Ok(stdout)
 }
 
 /// Generate a file with the ffmpeg CLI (test fixtures only; the platform

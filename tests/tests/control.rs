@@ -7,21 +7,8 @@ use futures::StreamExt;
 use stream_proto::control::v1 as pb;
 use stream_proto::control::v1::control_plane_client::ControlPlaneClient;
 use stream_testkit::samples;
-use stream_tests::{Outcome, Stack, StackOptions, ADMIN_TOKEN, TOKEN_SECRET};
+use stream_tests::{Stack, StackOptions, ADMIN_TOKEN, TOKEN_SECRET};
 use tonic::{Code, Request};
-
-async fn ready_video(stack: &Stack, sample: &str) -> String {
-    let mut outcomes = stack.watch_outcomes().await.unwrap();
-    let id = stack
-        .upload_ok(std::fs::read(samples::path(sample)).unwrap(), sample)
-        .await
-        .unwrap();
-    assert!(matches!(
-        outcomes.wait(&id, Duration::from_secs(180)).await.unwrap(),
-        Outcome::Ready(_)
-    ));
-    id
-}
 
 fn open(video: &str, kind: pb::ClientKind, max_height: u32, tput: f64) -> pb::OpenSessionRequest {
     pb::OpenSessionRequest {
@@ -56,8 +43,8 @@ async fn sessions_feedback_caps_expiry_and_auth() {
     })
     .await
     .unwrap();
-    let bbb = ready_video(&stack, samples::BIG_BUCK_BUNNY).await;
-    let bikes = ready_video(&stack, samples::BIKES).await;
+    let bbb = stack.ingest_ready(samples::BIG_BUCK_BUNNY).await.unwrap();
+    let bikes = stack.ingest_ready(samples::BIKES).await.unwrap();
     let mut client = ControlPlaneClient::connect(stack.control.clone())
         .await
         .unwrap();

@@ -2,7 +2,7 @@
 //! conditional requests, CORS on success and error, content types.
 
 use stream_testkit::samples;
-use stream_tests::{Outcome, Stack, StackOptions};
+use stream_tests::{Stack, StackOptions};
 
 const ALLOWED: &str = "http://allowed.example";
 
@@ -14,21 +14,7 @@ async fn edge_serves_hls_safely_and_correctly() {
     })
     .await
     .unwrap();
-    let mut outcomes = stack.watch_outcomes().await.unwrap();
-    let id = stack
-        .upload_ok(
-            std::fs::read(samples::path(samples::CARPHONE)).unwrap(),
-            "carphone",
-        )
-        .await
-        .unwrap();
-    assert!(matches!(
-        outcomes
-            .wait(&id, std::time::Duration::from_secs(120))
-            .await
-            .unwrap(),
-        Outcome::Ready(_)
-    ));
+    let id = stack.ingest_ready(samples::CARPHONE).await.unwrap();
     let base = format!("{}/hls/{id}", stack.edge);
     let get = |url: String| stack.http.get(url);
 

@@ -196,6 +196,37 @@ pub fn marker_change_kind(change: &MarkerChange) -> &'static str {
     }
 }
 
+/// A bounded work-queue stream (file storage): each message is delivered
+/// to one consumer and removed on ack; at most `max_messages`, new ones
+/// refused when full; `Nats-Msg-Id` dedup over [`JOB_DEDUP_WINDOW`].
+fn work_queue(name: String, subject: String, max_messages: i64) -> stream::Config {
+    stream::Config {
+        name,
+        subjects: vec![subject],
+        retention: stream::RetentionPolicy::WorkQueue,
+        duplicate_window: JOB_DEDUP_WINDOW,
+        max_messages,
+        discard: stream::DiscardPolicy::New,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// An event log (file storage): kept 7 days or up to 1 GiB, oldest dropped
+/// first, read by any number of consumers.
+fn event_log(name: String, subject: String) -> stream::Config {
+    stream::Config {
+        name,
+        subjects: vec![subject],
+        retention: stream::RetentionPolicy::Limits,
+        max_age: Duration::from_secs(7 * 24 * 3600),
+        max_bytes: 1 << 30,
+        discard: stream::DiscardPolicy::Old,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
 /// A connected bus.
 #[derive(Clone, Debug)]
 pub struct Bus {
@@ -231,51 +262,22 @@ impl Bus {
     }
 
     async fn ensure_streams(&self) -> Result<(), BusError> {
+        let s = &self.subjects;
+        self.ensure_stream(work_queue(s.jobs_stream(), s.jobs(), JOB_QUEUE_MAX))
+            .await?;
+        self.ensure_stream(event_log(s.events_stream(), s.all_video_events()))
+            .await?;
         self.ensure_stream(stream::Config {
-            name: self.subjects.jobs_stream(),
-            subjects: vec![self.subjects.jobs()],
-            retention: stream::RetentionPolicy::WorkQueue,
-            duplicate_window: JOB_DEDUP_WINDOW,
-            max_messages: JOB_QUEUE_MAX,
-            discard: stream::DiscardPolicy::New,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await?;
-        self.ensure_stream(stream::Config {
-            name: self.subjects.events_stream(),
-            subjects: vec![self.subjects.all_video_events()],
-            retention: stream::RetentionPolicy::Limits,
-            max_age: Duration::from_secs(7 * 24 * 3600),
-            max_bytes: 1 << 30,
-            discard: stream::DiscardPolicy::Old,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await?;
-        self.ensure_stream(stream::Config {
-            name: self.subjects.marker_ingest_stream(),
-            subjects: vec![self.subjects.marker_ingest()],
-            retention: stream::RetentionPolicy::WorkQueue,
-            max_messages: MARKER_INGEST_MAX,
             max_message_size: 1 << 20,
-            duplicate_window: JOB_DEDUP_WINDOW,
-            discard: stream::DiscardPolicy::New,
-            storage: stream::StorageType::File,
-            ..Default::default()
+            ..work_queue(
+                s.marker_ingest_stream(),
+                s.marker_ingest(),
+                MARKER_INGEST_MAX,
+            )
         })
         .await?;
-        self.ensure_stream(stream::Config {
-            name: self.subjects.marker_events_stream(),
-            subjects: vec![self.subjects.all_marker_changes()],
-            retention: stream::RetentionPolicy::Limits,
-            max_age: Duration::from_secs(7 * 24 * 3600),
-            max_bytes: 1 << 30,
-            discard: stream::DiscardPolicy::Old,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await
+        self.ensure_stream(event_log(s.marker_events_stream(), s.all_marker_changes()))
+            .await
     }
 
     /// Create a stream unless it exists. Services start concurrently and
