@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use ffmpeg_next as ff;
 
+use crossbeam_channel::{Receiver, Sender};
+
 use crate::error::{MediaError, Stage};
+use crate::pipeline::{Note, PacketMsg};
 
 /// Media playlist file name inside a track directory.
 pub const PLAYLIST_NAME: &str = "index.m3u8";
@@ -158,4 +161,38 @@ impl TrackMuxer {
         }
         self.output.write_trailer().stage("hls trailer")
     }
+}
+
+/// Packager: one HLS muxer per track; trailers (ENDLIST) only when every
+/// track ended cleanly.
+pub(crate) fn package_stage(
+    mut muxers: Vec<TrackMuxer>,
+    rx: Receiver<PacketMsg>,
+    notes: Sender<Note>,
+) -> Result<(), MediaError> {
+    let mut ended = vec![false; muxers.len()];
+    while ended.iter().any(|e| !e) {
+        match rx.recv() {
+            Ok(PacketMsg::Packet {
+                track,
+                packet,
+                time_base,
+            }) => {
+                if muxers[track].write(packet, time_base)? {
+                    notes
+                        .send(Note::SegmentClosed(track))
+                        .map_err(|_| MediaError::Pipeline("caller stopped".into()))?;
+                }
+            }
+            Ok(PacketMsg::End { track }) => ended[track] = true,
+            Err(_) => return Err(MediaError::Pipeline("an encoder stopped".into())),
+        }
+    }
+    for (track, muxer) in muxers.into_iter().enumerate() {
+        muxer.finish()?;
+        notes
+            .send(Note::SegmentClosed(track))
+            .map_err(|_| MediaError::Pipeline("caller stopped".into()))?;
+    }
+    Ok(())
 }

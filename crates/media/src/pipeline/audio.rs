@@ -1,0 +1,161 @@
+//! The audio stage: decode, downmix/resample, 1024-sample framing, AAC.
+
+use crossbeam_channel::{Receiver, Sender};
+use ff::Rescale;
+use ffmpeg_next as ff;
+
+use super::{AudioMsg, PacketMsg};
+use crate::error::{MediaError, Stage};
+
+pub(super) struct AudioDecoder {
+    pub(super) time_base: ff::Rational,
+    pub(super) decoder: ff::decoder::Audio,
+    /// Container start time in the audio stream time base.
+    pub(super) start: i64,
+}
+
+/// Audio: decode, downmix to stereo and resample (libavfilter `aresample`
+/// and `aformat`), cut into exact 1024-sample frames by the buffersink
+/// (the AAC encoder pads short frames with silence otherwise), encode AAC.
+pub(super) fn audio_stage_run(
+    track: usize,
+    mut dec: AudioDecoder,
+    mut enc: ff::encoder::audio::Encoder,
+    out_rate: u32,
+    rx: Receiver<AudioMsg>,
+    tx: Sender<PacketMsg>,
+) -> Result<(), MediaError> {
+    let enc_tb = ff::Rational::new(1, out_rate as i32);
+    let frame_size = enc.frame_size().max(1);
+    let mut graph: Option<ff::filter::Graph> = None;
+    let mut decoded = ff::frame::Audio::empty();
+    let send_packets = |enc: &mut ff::encoder::audio::Encoder| -> Result<(), MediaError> {
+        let mut packet = ff::Packet::empty();
+        while enc.receive_packet(&mut packet).is_ok() {
+            let owned = std::mem::replace(&mut packet, ff::Packet::empty());
+            tx.send(PacketMsg::Packet {
+                track,
+                packet: owned,
+                time_base: enc_tb,
+            })
+            .map_err(|_| MediaError::Pipeline("packager stopped".into()))?;
+        }
+        Ok(())
+    };
+    let pull = |graph: &mut ff::filter::Graph,
+                enc: &mut ff::encoder::audio::Encoder|
+     -> Result<(), MediaError> {
+        loop {
+            let mut out = ff::frame::Audio::empty();
+            let mut sink = graph
+                .get("out")
+                .ok_or_else(|| MediaError::Pipeline("audio sink missing".into()))?;
+            match sink.sink().frame(&mut out) {
+                Ok(()) => {
+                    enc.send_frame(&out).stage("aac encode")?;
+                    send_packets(enc)?;
+                }
+                Err(ff::Error::Eof) => return Ok(()),
+                Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => return Ok(()),
+                Err(e) => {
+                    return Err(MediaError::Libav {
+                        stage: "audio filter",
+                        source: e,
+                    })
+                }
+            }
+        }
+    };
+    let mut ended = false;
+    while !ended {
+        let msg = rx
+            .recv()
+            .map_err(|_| MediaError::Pipeline("decoder stopped".into()))?;
+        match msg {
+            AudioMsg::Packet(p) => {
+                // A corrupt audio packet is skipped, not fatal.
+                let _ = dec.decoder.send_packet(&p);
+            }
+            AudioMsg::End => {
+                let _ = dec.decoder.send_eof();
+                ended = true;
+            }
+        }
+        while dec.decoder.receive_frame(&mut decoded).is_ok() {
+            if decoded.samples() == 0 {
+                continue;
+            }
+            if decoded.channel_layout().is_empty() {
+                let channels = decoded.channels();
+                decoded.set_channel_layout(ff::ChannelLayout::default(i32::from(channels)));
+            }
+            if graph.is_none() {
+                graph = Some(audio_graph(&decoded, out_rate, frame_size)?);
+            }
+            let g = graph.as_mut().expect("graph set above");
+            // Timestamps in 1/sample_rate of the source, from the common zero.
+            let src_rate = decoded.rate().max(1) as i32;
+            let pts = decoded
+                .timestamp()
+                .or(decoded.pts())
+                .map(|t| (t - dec.start).rescale(dec.time_base, ff::Rational::new(1, src_rate)));
+            decoded.set_pts(pts);
+            g.get("in")
+                .ok_or_else(|| MediaError::Pipeline("audio source missing".into()))?
+                .source()
+                .add(&decoded)
+                .stage("audio filter push")?;
+            pull(g, &mut enc)?;
+        }
+    }
+    if let Some(g) = graph.as_mut() {
+        g.get("in")
+            .ok_or_else(|| MediaError::Pipeline("audio source missing".into()))?
+            .source()
+            .flush()
+            .stage("audio filter flush")?;
+        pull(g, &mut enc)?;
+    }
+    enc.send_eof().stage("aac flush")?;
+    send_packets(&mut enc)?;
+    tx.send(PacketMsg::End { track })
+        .map_err(|_| MediaError::Pipeline("packager stopped".into()))?;
+    Ok(())
+}
+
+fn audio_graph(
+    first: &ff::frame::Audio,
+    out_rate: u32,
+    frame_size: u32,
+) -> Result<ff::filter::Graph, MediaError> {
+    let mut graph = ff::filter::Graph::new();
+    let fmt: ff::ffi::AVSampleFormat = first.format().into();
+    let args = format!(
+        "time_base=1/{rate}:sample_rate={rate}:sample_fmt={fmt}:channel_layout=0x{layout:x}",
+        rate = first.rate(),
+        fmt = fmt as i32,
+        layout = first.channel_layout().bits()
+    );
+    let src = ff::filter::find("abuffer")
+        .ok_or_else(|| MediaError::Pipeline("libavfilter has no abuffer".into()))?;
+    let sink = ff::filter::find("abuffersink")
+        .ok_or_else(|| MediaError::Pipeline("libavfilter has no abuffersink".into()))?;
+    graph.add(&src, "in", &args).stage("audio filter source")?;
+    graph.add(&sink, "out", "").stage("audio filter sink")?;
+    graph
+        .output("in", 0)
+        .and_then(|p| p.input("out", 0))
+        .and_then(|p| {
+            p.parse(&format!(
+                "aresample={out_rate},aformat=sample_fmts=fltp:channel_layouts=stereo"
+            ))
+        })
+        .stage("audio filter graph")?;
+    graph.validate().stage("audio filter graph")?;
+    graph
+        .get("out")
+        .ok_or_else(|| MediaError::Pipeline("audio sink missing".into()))?
+        .sink()
+        .set_frame_size(frame_size);
+    Ok(graph)
+}

@@ -1,0 +1,296 @@
+//! The decode stage: demux, decode (and rotate) video, decide keyframes,
+//! fan frames out to the rungs and audio packets to the audio stage.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use ffmpeg_next as ff;
+
+use super::rotate::RotationFilter;
+use super::{AudioMsg, CancelRef, FrameMsg, Note, Progress, SourceFrame};
+use crate::error::MediaError;
+
+pub(super) struct DecodeStats {
+    pub(super) frames: u64,
+    pub(super) dropped: u64,
+    pub(super) decode_errors: u64,
+    pub(super) media_end_s: f64,
+}
+
+pub(super) struct DecodeStage {
+    pub(super) input: ff::format::context::Input,
+    pub(super) video_index: usize,
+    pub(super) video_tb: ff::Rational,
+    pub(super) vdec: ff::decoder::Video,
+    pub(super) rotation: u32,
+    /// Container start time in the video time base.
+    pub(super) start_pts: i64,
+    pub(super) segment_ticks: i64,
+    pub(super) frame_ticks: i64,
+    pub(super) declared_s: f64,
+    pub(super) audio_index: Option<usize>,
+    pub(super) rung_txs: Vec<Sender<FrameMsg>>,
+    pub(super) audio_tx: Option<Sender<AudioMsg>>,
+    pub(super) note_tx: Sender<Note>,
+    pub(super) started: Instant,
+}
+
+/// Consecutive demux errors (other than EOF) tolerated before giving up.
+const MAX_READ_ERRORS: u32 = 16;
+/// Share of corrupt packets above which the source is rejected.
+const MAX_CORRUPT_SHARE: f64 = 0.05;
+
+impl DecodeStage {
+    pub(super) fn run(mut self, cancel: &CancelRef) -> Result<DecodeStats, MediaError> {
+        let mut rotate = match self.rotation {
+            0 => None,
+            r => Some(RotationFilter::new(&self.vdec, self.video_tb, r)?),
+        };
+        let mut state = KeyframeClock::new(self.segment_ticks);
+        let mut stats = DecodeStats {
+            frames: 0,
+            dropped: 0,
+            decode_errors: 0,
+            media_end_s: 0.0,
+        };
+        let mut packets = 0u64;
+        let mut read_errors = 0;
+        let mut last_note = Instant::now();
+        let mut last_pts: Option<i64> = None;
+        let mut decoded = ff::frame::Video::empty();
+        let mut packet = ff::Packet::empty();
+        loop {
+            if cancel.is_set() {
+                return Err(MediaError::Cancelled);
+            }
+            match packet.read(&mut self.input) {
+                Ok(()) => read_errors = 0,
+                Err(ff::Error::Eof) => break,
+                Err(e) => {
+                    read_errors += 1;
+                    if read_errors > MAX_READ_ERRORS {
+                        return Err(MediaError::Truncated(format!("read failed: {e}")));
+                    }
+                    continue;
+                }
+            }
+            let index = packet.stream();
+            if index == self.video_index {
+                packets += 1;
+                if self.vdec.send_packet(&packet).is_err() {
+                    stats.decode_errors += 1;
+                }
+                self.drain_video(
+                    &mut decoded,
+                    &mut rotate,
+                    &mut state,
+                    &mut last_pts,
+                    &mut stats,
+                )?;
+            } else if Some(index) == self.audio_index {
+                if let Some(tx) = &self.audio_tx {
+                    let owned = std::mem::replace(&mut packet, ff::Packet::empty());
+                    tx.send(AudioMsg::Packet(owned))
+                        .map_err(|_| MediaError::Pipeline("audio stage stopped".into()))?;
+                }
+            }
+            if last_note.elapsed() >= Duration::from_millis(500) {
+                last_note = Instant::now();
+                self.note_progress(&stats);
+            }
+        }
+        // Drain the decoder and the rotation filter.
+        let _ = self.vdec.send_eof();
+        self.drain_video(
+            &mut decoded,
+            &mut rotate,
+            &mut state,
+            &mut last_pts,
+            &mut stats,
+        )?;
+        if let Some(filter) = rotate.as_mut() {
+            filter.flush()?;
+            while let Some(f) = filter.pull()? {
+                self.emit(f, &mut state, &mut last_pts, &mut stats)?;
+            }
+        }
+
+        if stats.frames == 0 {
+            return Err(MediaError::Invalid("no decodable video frames".into()));
+        }
+        if packets > 20 && stats.decode_errors as f64 > packets as f64 * MAX_CORRUPT_SHARE {
+            return Err(MediaError::Invalid(format!(
+                "{} of {} video packets are corrupt",
+                stats.decode_errors, packets
+            )));
+        }
+        // Less decoded than declared: the file was cut short.
+        let frame_s = self.frame_ticks as f64 * f64::from(self.video_tb);
+        if self.declared_s > 0.0 && stats.media_end_s + 0.5 + 2.0 * frame_s < self.declared_s * 0.97
+        {
+            return Err(MediaError::Truncated(format!(
+                "decoded {:.2} s of the {:.2} s the header declares",
+                stats.media_end_s, self.declared_s
+            )));
+        }
+        for tx in &self.rung_txs {
+            tx.send(FrameMsg::End)
+                .map_err(|_| MediaError::Pipeline("a rung stopped".into()))?;
+        }
+        if let Some(tx) = &self.audio_tx {
+            tx.send(AudioMsg::End)
+                .map_err(|_| MediaError::Pipeline("audio stage stopped".into()))?;
+        }
+        self.note_progress(&stats);
+        Ok(stats)
+    }
+
+    fn note_progress(&self, stats: &DecodeStats) {
+        let wall = self.started.elapsed().as_secs_f64().max(1e-3);
+        let percent = if self.declared_s > 0.0 {
+            (stats.media_end_s / self.declared_s * 100.0).clamp(0.0, 100.0)
+        } else {
+            0.0
+        };
+        // Progress is advisory: drop it if the caller is behind.
+        let _ = self.note_tx.try_send(Note::Progress(Progress {
+            media_time_s: stats.media_end_s,
+            percent,
+            fps: stats.frames as f64 / wall,
+            speed: stats.media_end_s / wall,
+        }));
+    }
+
+    fn drain_video(
+        &mut self,
+        decoded: &mut ff::frame::Video,
+        rotate: &mut Option<RotationFilter>,
+        state: &mut KeyframeClock,
+        last_pts: &mut Option<i64>,
+        stats: &mut DecodeStats,
+    ) -> Result<(), MediaError> {
+        while self.vdec.receive_frame(decoded).is_ok() {
+            let mut frame = std::mem::replace(decoded, ff::frame::Video::empty());
+            let ts = frame
+                .timestamp()
+                .or(frame.pts())
+                .map(|t| t - self.start_pts)
+                .unwrap_or_else(|| last_pts.map_or(0, |p| p + self.frame_ticks));
+            frame.set_pts(Some(ts));
+            match rotate.as_mut() {
+                None => self.emit(frame, state, last_pts, stats)?,
+                Some(filter) => {
+                    filter.push(&frame)?;
+                    while let Some(f) = filter.pull()? {
+                        self.emit(f, state, last_pts, stats)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn emit(
+        &self,
+        mut frame: ff::frame::Video,
+        state: &mut KeyframeClock,
+        last_pts: &mut Option<i64>,
+        stats: &mut DecodeStats,
+    ) -> Result<(), MediaError> {
+        let pts = frame.pts().unwrap_or(0);
+        if last_pts.is_some_and(|last| pts <= last) {
+            stats.dropped += 1;
+            return Ok(());
+        }
+        *last_pts = Some(pts);
+        let keyframe = state.is_boundary(pts);
+        // The picture type carries the shared keyframe decision: a rung
+        // that encodes the source size sends this very frame.
+        frame.set_kind(if keyframe {
+            ff::picture::Type::I
+        } else {
+            ff::picture::Type::None
+        });
+        stats.frames += 1;
+        stats.media_end_s = ((pts + self.frame_ticks) as f64 * f64::from(self.video_tb)).max(0.0);
+        let shared = Arc::new(SourceFrame {
+            frame,
+            pts,
+            keyframe,
+        });
+        for tx in &self.rung_txs {
+            tx.send(FrameMsg::Frame(shared.clone()))
+                .map_err(|_| MediaError::Pipeline("a rung stopped".into()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Decides which frames start a segment: the first frame, then the first
+/// frame at or after each multiple of the segment duration from it. Every
+/// rung applies the same decision, so keyframes align across the ladder.
+struct KeyframeClock {
+    segment_ticks: i64,
+    first: Option<i64>,
+    next: i64,
+}
+
+impl KeyframeClock {
+    fn new(segment_ticks: i64) -> Self {
+        KeyframeClock {
+            segment_ticks: segment_ticks.max(1),
+            first: None,
+            next: 0,
+        }
+    }
+
+    fn is_boundary(&mut self, pts: i64) -> bool {
+        match self.first {
+            None => {
+                self.first = Some(pts);
+                self.next = pts + self.segment_ticks;
+                true
+            }
+            Some(_) if pts >= self.next => {
+                while self.next <= pts {
+                    self.next += self.segment_ticks;
+                }
+                true
+            }
+            Some(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeyframeClock;
+
+    #[test]
+    fn keyframes_at_first_frame_then_each_boundary_25fps() {
+        // 25 fps in 1/12800: 512 ticks a frame, 2 s = 25600 ticks.
+        let mut clock = KeyframeClock::new(25_600);
+        let keys: Vec<i64> = (0..200)
+            .map(|i| i * 512)
+            .filter(|&p| clock.is_boundary(p))
+            .collect();
+        assert_eq!(keys, vec![0, 25_600, 51_200, 76_800]);
+    }
+
+    #[test]
+    fn keyframes_ntsc_rate_land_on_first_frame_past_boundary() {
+        // 29.97 fps in 1/30000: 1001 ticks a frame, 2 s = 60000 ticks.
+        let mut clock = KeyframeClock::new(60_000);
+        let frames: Vec<i64> = (0..130).map(|i| 500 + i * 1001).collect();
+        let keys: Vec<i64> = frames
+            .iter()
+            .copied()
+            .filter(|&p| clock.is_boundary(p))
+            .collect();
+        assert_eq!(keys.len(), 3);
+        assert_eq!(keys[0], 500);
+        assert!(keys[1] - 500 >= 60_000 && keys[1] - 500 < 61_001);
+        assert!(keys[2] - 500 >= 120_000 && keys[2] - 500 < 121_001);
+    }
+}
