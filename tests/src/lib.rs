@@ -41,6 +41,32 @@ pub struct StackOptions {
     /// Control plane session settings (defaults when `None`):
     /// (ttl ms, heartbeat ms, max sessions, max per video).
     pub sessions: Option<(u64, u64, u64, u64)>,
+    /// Transcoder child binary (default: [`test_transcoder`]).
+    pub transcoder_bin: Option<std::path::PathBuf>,
+    /// `JOB_MAX_WALL_S` (default 300).
+    pub job_max_wall_s: Option<f64>,
+    /// Ingest workers (default 1).
+    pub workers: Option<usize>,
+}
+
+/// The `test-transcoder` binary of this package: beside the running test
+/// or bench executable, or one directory up (tests run from `deps/`).
+pub fn test_transcoder() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent();
+    while let Some(d) = dir {
+        let candidate = d.join("test-transcoder");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        dir = d
+            .parent()
+            .filter(|p| p.ends_with("debug") || p.ends_with("release") || p.ends_with("target"));
+    }
+    Err(anyhow!(
+        "test-transcoder binary not found near {}: build it with `cargo build -p stream-tests --bins`",
+        exe.display()
+    ))
 }
 
 /// Admin bearer token of test stacks.
@@ -112,7 +138,7 @@ impl Stack {
             http_addr: ingest_addr,
             max_upload_bytes: 64 << 20,
             max_concurrent_uploads: opts.max_uploads.unwrap_or(8),
-            workers: 1,
+            workers: opts.workers.unwrap_or(1),
             scratch_dir: scratch,
             ladder: opts
                 .ladder
@@ -126,6 +152,13 @@ impl Stack {
             x264_threads: 0,
             allow_private_urls: opts.allow_private_urls,
             cors_origins: vec!["http://localhost:8080".into()],
+            transcoder_bin: Some(match &opts.transcoder_bin {
+                Some(p) => p.clone(),
+                None => test_transcoder()?,
+            }),
+            transcoder_max_memory_bytes: 8 << 30,
+            job_max_wall_s: opts.job_max_wall_s.unwrap_or(300.0),
+            job_wall_per_media_s: 10.0,
         };
         ingest_cfg.validate().map_err(|e| anyhow!(e))?;
         let s = shutdown.clone();
@@ -360,6 +393,11 @@ impl Stack {
             }
         }
         Ok(master)
+    }
+
+    /// The media store directory of this stack (`videos/<id>/…`).
+    pub fn media_store(&self) -> PathBuf {
+        self._dir.path().join("media")
     }
 
     async fn fetch_ok(&self, path: &str) -> Result<bytes::Bytes> {

@@ -237,6 +237,48 @@ fn bad_inputs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n"
             .to_vec();
     let concat = b"ffconcat version 1.0\nfile /etc/passwd\n".to_vec();
+    // Video timestamps that jump 10^12 s ahead after one second, no
+    // duration in the header (this once pinned a worker for good).
+    let jump = dir.join("jump.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25:duration=3",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=3",
+        "-vf",
+        "setpts='if(gte(N,25),PTS+1e12/TB,PTS)'",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "aac",
+        "-live",
+        "1",
+        jump.to_str().unwrap(),
+    ])
+    .unwrap();
+    let jump = std::fs::read(&jump).unwrap();
+    // 320x240, then 640x480 in the same MPEG-TS stream.
+    let mut sizes = Vec::new();
+    for (size, offset) in [("320x240", "0"), ("640x480", "2")] {
+        let part = dir.join(format!("{size}.ts"));
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate=25:duration=2"),
+            "-output_ts_offset",
+            offset,
+            "-c:v",
+            "libx264",
+            part.to_str().unwrap(),
+        ])
+        .unwrap();
+        sizes.extend(std::fs::read(&part).unwrap());
+    }
     let _ = std::fs::remove_dir_all(&dir);
     vec![
         ("truncated", cut_tail, "unsupported"),
@@ -247,6 +289,8 @@ fn bad_inputs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ("absurd-duration", long, "duration"),
         ("hls-disguised", hls, "unsupported"),
         ("concat-disguised", concat, "unsupported"),
+        ("timestamp-jump", jump, "timestamps jump"),
+        ("size-change", sizes, "frame size changes mid-stream"),
     ]
 }
 

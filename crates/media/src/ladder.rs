@@ -3,12 +3,12 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::probe::VideoInfo;
 
 /// One configured rung: a target height and its video bitrate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rung {
     /// Output height, pixels (the width follows the source's display aspect).
     pub height: u32,
@@ -23,7 +23,7 @@ pub struct Rung {
 /// Parsed from text like `1080:5000k,720:3000k,480:1400k,360:800k,240:400k`
 /// (height in pixels, with an optional `p`; bitrate in bit/s with optional
 /// `k`/`M` suffixes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ladder {
     pub rungs: Vec<Rung>,
 }
@@ -108,7 +108,7 @@ fn parse_bitrate(s: &str) -> Option<u64> {
 }
 
 /// One rendition to produce for a given source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenditionPlan {
     /// Stable name used in paths and the master playlist, e.g. `720p`.
     pub name: String,

@@ -146,9 +146,10 @@ impl TrackMuxer {
         // packet for audio) once `pts - start >= hls_time × segments so far`.
         let cut = self.packets > 1 && (!self.is_video || is_key) && rel_s + 1e-6 >= self.next_cut_s;
         if cut {
-            while self.next_cut_s <= rel_s + 1e-6 {
-                self.next_cut_s += self.segment_duration_s;
-            }
+            // The first multiple of the segment duration past this packet,
+            // computed (not stepped to) so a far timestamp costs nothing.
+            let n = ((rel_s + 1e-6) / self.segment_duration_s).floor() + 1.0;
+            self.next_cut_s = n * self.segment_duration_s;
         }
         Ok(cut)
     }

@@ -3,13 +3,13 @@
 use std::path::Path;
 
 use ffmpeg_next as ff;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::MediaError;
-use crate::limits::{open_untrusted, Limits};
+use crate::limits::{open_untrusted, Limits, ALLOWED_AUDIO_DECODERS, ALLOWED_VIDEO_DECODERS};
 
 /// A rational frame rate, frames per second = `num / den`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameRate {
     pub num: i32,
     pub den: i32,
@@ -23,7 +23,7 @@ impl FrameRate {
 }
 
 /// The video stream of a source.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VideoInfo {
     /// Stream index in the container.
     pub index: usize,
@@ -43,7 +43,7 @@ pub struct VideoInfo {
 }
 
 /// The audio stream of a source.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AudioInfo {
     /// Stream index in the container.
     pub index: usize,
@@ -56,7 +56,7 @@ pub struct AudioInfo {
 }
 
 /// A probed source.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceInfo {
     /// Demuxer that recognised the file, e.g. `mov,mp4,m4a,3gp,3g2,mj2`.
     pub format: String,
@@ -75,7 +75,8 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<SourceInfo, MediaError> {
 /// Describe an opened input and check it against `limits`.
 ///
 /// Errors: [`MediaError::Invalid`] without a decodable video stream,
-/// [`MediaError::LimitExceeded`] for dimensions, duration, frame rate or
+/// [`MediaError::Unsupported`] for a video codec outside
+/// [`ALLOWED_VIDEO_DECODERS`], [`MediaError::LimitExceeded`] for dimensions, duration, frame rate or
 /// stream count beyond `limits`.
 pub fn inspect(
     input: &ff::format::context::Input,
@@ -105,6 +106,12 @@ pub fn inspect(
         .best(ff::media::Type::Video)
         .ok_or_else(|| MediaError::Invalid("no video stream".into()))?;
     let vparams = vstream.parameters();
+    let vcodec_name = vparams.id().name();
+    if !ALLOWED_VIDEO_DECODERS.contains(&vcodec_name) {
+        return Err(MediaError::Unsupported(format!(
+            "video codec {vcodec_name:?} is not accepted"
+        )));
+    }
     let vcodec = ff::codec::context::Context::from_parameters(vparams.clone())
         .map_err(|e| MediaError::Invalid(format!("video stream: {e}")))?;
     let vdec = vcodec
@@ -154,6 +161,10 @@ pub fn inspect(
 
     let audio = match input.streams().best(ff::media::Type::Audio) {
         None => None,
+        // An audio codec outside the allow-list is dropped, never decoded.
+        Some(astream) if !ALLOWED_AUDIO_DECODERS.contains(&astream.parameters().id().name()) => {
+            None
+        }
         Some(astream) => {
             let actx = ff::codec::context::Context::from_parameters(astream.parameters())
                 .map_err(|e| MediaError::Invalid(format!("audio stream: {e}")))?;

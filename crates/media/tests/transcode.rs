@@ -314,3 +314,115 @@ fn with_display_rotation(
     output.write_trailer().unwrap();
     dst.to_path_buf()
 }
+
+/// Hostile timestamps and mid-stream size changes are input errors with a
+/// reason, found within the first seconds of decoding (never a loop that
+/// steps through the gap).
+#[test]
+fn hostile_timestamps_and_size_changes_fail_fast_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    // Video timestamps jump 10^12 s ahead after one second; no duration in
+    // the header (Matroska written as live).
+    let jump = fixture(
+        dir.path(),
+        "jump.mkv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=3",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=3",
+            "-vf",
+            "setpts='if(gte(N,25),PTS+1e12/TB,PTS)'",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+            "-live",
+            "1",
+        ],
+    );
+    // 320x240 then 640x480 in one MPEG-TS (two streams cut together).
+    let a = fixture(
+        dir.path(),
+        "a.ts",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=2",
+            "-c:v",
+            "libx264",
+        ],
+    );
+    let b = fixture(
+        dir.path(),
+        "b.ts",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x480:rate=25:duration=2",
+            "-output_ts_offset",
+            "2",
+            "-c:v",
+            "libx264",
+        ],
+    );
+    let sizes = dir.path().join("sizes.ts");
+    let mut bytes = std::fs::read(&a).unwrap();
+    bytes.extend(std::fs::read(&b).unwrap());
+    std::fs::write(&sizes, bytes).unwrap();
+    // Timestamps that go back a minute after two seconds: a stream at
+    // 60 s, then the same one at 0 s.
+    let late = fixture(
+        dir.path(),
+        "late.ts",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=2",
+            "-output_ts_offset",
+            "60",
+            "-c:v",
+            "libx264",
+        ],
+    );
+    let back = dir.path().join("back.ts");
+    let mut bytes = std::fs::read(&late).unwrap();
+    bytes.extend(std::fs::read(&a).unwrap());
+    std::fs::write(&back, bytes).unwrap();
+
+    for (src, words) in [
+        (&jump, "timestamps jump"),
+        (&back, "timestamps go back"),
+        (
+            &sizes,
+            "frame size changes mid-stream from 320x240 to 640x480",
+        ),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let err = transcode(
+            src,
+            out.path(),
+            &TranscodeOptions::default(),
+            &AtomicBool::new(false),
+            |_| {},
+        )
+        .expect_err("hostile input accepted");
+        assert!(err.is_input_error(), "{src:?}: {err}");
+        assert!(err.to_string().contains(words), "{src:?}: {err}");
+        // Generous bound for a loaded 2-core machine: the old stepping loop
+        // never returned at all.
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "{src:?} took {:?}",
+            started.elapsed()
+        );
+    }
+}

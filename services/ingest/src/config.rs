@@ -55,6 +55,20 @@ pub struct IngestConfig {
     /// guard off). Only for trusted networks and tests.
     #[arg(long, env = "INGEST_ALLOW_PRIVATE_URLS", default_value_t = false)]
     pub allow_private_urls: bool,
+    /// The transcoder binary each job runs as a child process (default:
+    /// `transcoder` beside this executable).
+    #[arg(long, env = "INGEST_TRANSCODER_BIN")]
+    pub transcoder_bin: Option<PathBuf>,
+    /// Address-space limit of each transcoder child, bytes (default 8 GiB).
+    #[arg(long, env = "INGEST_TRANSCODER_MAX_MEMORY", default_value_t = 8 << 30)]
+    pub transcoder_max_memory_bytes: u64,
+    /// Wall-clock budget of a job, seconds, before any media is counted.
+    #[arg(long, env = "JOB_MAX_WALL_S", default_value_t = 300.0)]
+    pub job_max_wall_s: f64,
+    /// Wall-clock budget added per second of media (the longer of the
+    /// declared duration and what was decoded), seconds.
+    #[arg(long, env = "JOB_WALL_PER_MEDIA_S", default_value_t = 10.0)]
+    pub job_wall_per_media_s: f64,
     /// Browser origins allowed to call the API (comma-separated).
     #[arg(
         long,
@@ -110,6 +124,33 @@ impl IngestConfig {
             return Err(format!("INGEST_WORKERS={}: at most 16", self.workers));
         }
         stream_runtime::parse_origins("INGEST_CORS_ORIGINS", &self.cors_origins)?;
+        if !(self.job_max_wall_s >= 1.0 && self.job_wall_per_media_s >= 0.0) {
+            return Err(format!(
+                "JOB_MAX_WALL_S={} and JOB_WALL_PER_MEDIA_S={}: use ≥ 1 and ≥ 0",
+                self.job_max_wall_s, self.job_wall_per_media_s
+            ));
+        }
+        if self.transcoder_max_memory_bytes < (256 << 20) {
+            return Err("INGEST_TRANSCODER_MAX_MEMORY: at least 256 MiB".into());
+        }
+        if self.workers > 0 {
+            let bin = self.transcoder_path().map_err(|e| e.to_string())?;
+            if !crate::transcoder::is_executable(&bin) {
+                return Err(format!(
+                    "transcoder binary {} is missing or not executable (INGEST_TRANSCODER_BIN)",
+                    bin.display()
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The transcoder binary to run: `INGEST_TRANSCODER_BIN`, or
+    /// `transcoder` beside this executable.
+    pub fn transcoder_path(&self) -> std::io::Result<PathBuf> {
+        match &self.transcoder_bin {
+            Some(p) => Ok(p.clone()),
+            None => crate::transcoder::Transcoder::beside_current_exe(),
+        }
     }
 }

@@ -7,11 +7,14 @@
 //! * [`worker`] — job loop: fetch source, transcode, publish, ack.
 //! * [`publish`] — scratch → media store, master playlist, bitrates.
 //! * [`fetch`] — URL imports behind an SSRF guard.
+//! * [`transcoder`] — transcodes in a child process under resource limits
+//!   (the `transcoder` binary), and the child's side of it.
 
 pub mod api;
 pub mod config;
 pub mod fetch;
 pub mod publish;
+pub mod transcoder;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -35,6 +38,12 @@ pub struct Shared {
     pub store: MediaStore,
     pub scratch_dir: PathBuf,
     pub transcode: TranscodeOptions,
+    /// Runs each transcode in a child process.
+    pub transcoder: transcoder::Transcoder,
+    /// Wall-clock budget of a job: base, seconds (`JOB_MAX_WALL_S`).
+    pub job_max_wall_s: f64,
+    /// Wall-clock budget of a job: seconds per media second.
+    pub job_wall_per_media_s: f64,
     pub max_upload_bytes: u64,
     pub allow_private_urls: bool,
     pub shutdown: CancellationToken,
@@ -83,6 +92,15 @@ pub async fn connect(
             scene_threshold: Some(config.scene_threshold).filter(|t| *t > 0.0),
             ..TranscodeOptions::default()
         },
+        transcoder: transcoder::Transcoder {
+            bin: config.transcoder_path()?,
+            limits: transcoder::ChildLimits {
+                max_memory_bytes: config.transcoder_max_memory_bytes,
+                ..Default::default()
+            },
+        },
+        job_max_wall_s: config.job_max_wall_s,
+        job_wall_per_media_s: config.job_wall_per_media_s,
         max_upload_bytes: config.max_upload_bytes,
         allow_private_urls: config.allow_private_urls,
         shutdown,

@@ -11,20 +11,21 @@
 //!   delay; the last failed attempt publishes `failed`.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use stream_bus::async_nats::jetstream::{self, AckKind};
 use stream_bus::{decode_job, event, media, media::transcode_job::Source, video_event::Kind};
-use stream_media::{transcode, PipelineEvent, TranscodeOptions};
+use stream_media::PipelineEvent;
+use stream_runtime::CancellationToken;
 use stream_store::MediaStore;
 use tokio::sync::mpsc;
 use tracing::{info, instrument, warn};
 
 use crate::fetch;
 use crate::publish::Publisher;
+use crate::transcoder::{ChildError, ChildRequest};
 use crate::Shared;
 
 /// Interval of in-progress acks while a job runs.
@@ -40,6 +41,9 @@ pub struct JobError {
     pub reason: String,
     /// The input is at fault: retrying cannot help.
     pub input: bool,
+    /// No retry (the input's fault, or a time limit a retry would hit
+    /// again): the video fails now.
+    pub terminal: bool,
     /// The worker is shutting down: hand the job back untouched.
     pub cancelled: bool,
 }
@@ -49,6 +53,7 @@ impl JobError {
         JobError {
             reason: reason.into(),
             input: true,
+            terminal: true,
             cancelled: false,
         }
     }
@@ -56,6 +61,7 @@ impl JobError {
         JobError {
             reason: reason.into(),
             input: false,
+            terminal: false,
             cancelled: false,
         }
     }
@@ -138,7 +144,7 @@ async fn handle(shared: &Arc<Shared>, msg: jetstream::Message) {
             let _ = msg.ack_with(AckKind::Nak(None)).await;
         }
         Err(e) => {
-            let last = e.input || i64::from(attempt) >= stream_bus::JOB_MAX_DELIVER;
+            let last = e.terminal || i64::from(attempt) >= stream_bus::JOB_MAX_DELIVER;
             // Nothing partial stays served.
             let _ = shared
                 .store
@@ -186,33 +192,62 @@ async fn process(
         .await
         .map_err(|e| JobError::retry(e.to_string()))?;
 
-    let cancel = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = mpsc::channel::<PipelineEvent>(64);
-    let options = shared.transcode.clone();
-    let blocking = {
-        let cancel = cancel.clone();
-        let source = source.clone();
-        let out_dir = out_dir.clone();
-        tokio::task::spawn_blocking(move || run_pipeline(&source, &out_dir, &options, &cancel, tx))
+    let kill = CancellationToken::new();
+    let child = {
+        let transcoder = shared.transcoder.clone();
+        let request = ChildRequest {
+            input: source.clone(),
+            output_dir: out_dir.clone(),
+            options: shared.transcode.clone(),
+        };
+        let kill = kill.clone();
+        tokio::spawn(async move { transcoder.run(&request, tx, kill).await })
     };
+    let mut budget = JobBudget::new(
+        Instant::now(),
+        shared.job_max_wall_s,
+        shared.job_wall_per_media_s,
+    );
     let mut publisher: Option<Publisher> = None;
     let mut last_progress = Instant::now() - PROGRESS_EVERY;
-    let mut publish_error: Option<JobError> = None;
+    // Why the child was stopped early, if it was.
+    let mut stopped: Option<JobError> = None;
     let mut scenes: Vec<(f64, f64)> = Vec::new();
     loop {
         let ev = tokio::select! {
             ev = rx.recv() => ev,
-            _ = shared.shutdown.cancelled(), if !cancel.load(Ordering::Relaxed) => {
-                cancel.store(true, Ordering::Relaxed);
+            _ = shared.shutdown.cancelled(), if stopped.is_none() => {
+                kill.cancel();
+                stopped = Some(JobError {
+                    reason: "cancelled".into(),
+                    input: false,
+                    terminal: false,
+                    cancelled: true,
+                });
+                continue;
+            }
+            _ = tokio::time::sleep_until(budget.deadline().into()), if stopped.is_none() => {
+                kill.cancel();
+                stopped = Some(JobError {
+                    reason: format!(
+                        "transcode exceeded its time limit of {:.0} s",
+                        budget.limit_s()
+                    ),
+                    input: false,
+                    terminal: true,
+                    cancelled: false,
+                });
                 continue;
             }
         };
         let Some(ev) = ev else { break };
-        if publish_error.is_some() {
+        if stopped.is_some() {
             continue;
         }
         match ev {
             PipelineEvent::Planned(plan) => {
+                budget.saw_media(plan.source.duration_s);
                 let p = Publisher::new(shared.store.clone(), &video_id, &out_dir, &plan.tracks);
                 shared
                     .emit(event(
@@ -236,6 +271,7 @@ async fn process(
                 score,
             } => scenes.push((media_time_s, score)),
             PipelineEvent::Progress(p) => {
+                budget.saw_media(p.media_time_s);
                 if last_progress.elapsed() >= PROGRESS_EVERY {
                     last_progress = Instant::now();
                     shared
@@ -256,8 +292,8 @@ async fn process(
                     continue;
                 };
                 if let Err(e) = p.sync_track(&track).await {
-                    publish_error = Some(JobError::retry(format!("publish: {e}")));
-                    cancel.store(true, Ordering::Relaxed);
+                    stopped = Some(JobError::retry(format!("publish: {e}")));
+                    kill.cancel();
                     continue;
                 }
                 match p.publish_master_if_playable().await {
@@ -273,28 +309,26 @@ async fn process(
                     }
                     Ok(false) => {}
                     Err(e) => {
-                        publish_error = Some(JobError::retry(format!("publish: {e}")));
-                        cancel.store(true, Ordering::Relaxed);
+                        stopped = Some(JobError::retry(format!("publish: {e}")));
+                        kill.cancel();
                     }
                 }
             }
         }
     }
-    let result = blocking
+    let result = child
         .await
         .map_err(|e| JobError::retry(format!("transcode task: {e}")))?;
-    if let Some(e) = publish_error {
+    if let Some(e) = stopped {
         return Err(e);
     }
     if let Err(e) = result {
         return Err(match e {
-            stream_media::MediaError::Cancelled => JobError {
-                reason: "cancelled".into(),
-                input: false,
-                cancelled: true,
-            },
-            e if e.is_input_error() => JobError::input(e.to_string()),
-            e => JobError::retry(e.to_string()),
+            ChildError::Media {
+                reason,
+                input_error: true,
+            } => JobError::input(reason),
+            other => JobError::retry(other.to_string()),
         });
     }
     let mut p = publisher.ok_or_else(|| JobError::retry("pipeline announced no plan"))?;
@@ -406,23 +440,62 @@ async fn fetch_source(
     Ok(())
 }
 
-/// Runs on a blocking thread: the libav pipeline, forwarding its events.
-fn run_pipeline(
-    source: &Path,
-    out_dir: &Path,
-    options: &TranscodeOptions,
-    cancel: &AtomicBool,
-    tx: mpsc::Sender<PipelineEvent>,
-) -> Result<stream_media::TranscodeReport, stream_media::MediaError> {
-    transcode(source, out_dir, options, cancel, |ev| match ev {
-        // Progress is advisory: drop it when the publisher is behind.
-        PipelineEvent::Progress(_) => {
-            let _ = tx.try_send(ev);
+/// The wall-clock budget of one job: `base_s` plus `per_media_s` for each
+/// second of media, counting the longer of the declared duration and the
+/// media decoded so far (a source without a declared duration earns its
+/// budget as it goes; one stuck anywhere stops earning).
+#[derive(Debug, Clone, Copy)]
+pub struct JobBudget {
+    started: Instant,
+    base_s: f64,
+    per_media_s: f64,
+    media_s: f64,
+}
+
+impl JobBudget {
+    /// A budget counted from `started`.
+    pub fn new(started: Instant, base_s: f64, per_media_s: f64) -> Self {
+        JobBudget {
+            started,
+            base_s,
+            per_media_s,
+            media_s: 0.0,
         }
-        other => {
-            if tx.blocking_send(other).is_err() {
-                cancel.store(true, Ordering::Relaxed);
-            }
+    }
+
+    /// Media seconds seen (declared or decoded); the budget only grows.
+    pub fn saw_media(&mut self, media_s: f64) {
+        if media_s.is_finite() && media_s > self.media_s {
+            self.media_s = media_s;
         }
-    })
+    }
+
+    /// The whole budget so far, seconds.
+    pub fn limit_s(&self) -> f64 {
+        self.base_s + self.per_media_s * self.media_s
+    }
+
+    /// When the job must end.
+    pub fn deadline(&self) -> Instant {
+        // Bounded: media seconds are bounded by the input limits (6 h).
+        self.started + Duration::from_secs_f64(self.limit_s().clamp(0.0, 7.0 * 86_400.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_grows_with_media_and_never_shrinks() {
+        let t0 = Instant::now();
+        let mut b = JobBudget::new(t0, 120.0, 10.0);
+        assert_eq!(b.deadline(), t0 + Duration::from_secs(120));
+        b.saw_media(60.0);
+        assert_eq!(b.limit_s(), 720.0);
+        b.saw_media(30.0);
+        b.saw_media(f64::NAN);
+        b.saw_media(f64::INFINITY);
+        assert_eq!(b.deadline(), t0 + Duration::from_secs(720));
+    }
 }

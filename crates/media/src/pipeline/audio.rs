@@ -12,6 +12,8 @@ pub(super) struct AudioDecoder {
     pub(super) decoder: ff::decoder::Audio,
     /// Container start time in the audio stream time base.
     pub(super) start: i64,
+    /// Largest accepted jump between consecutive audio frames, seconds.
+    pub(super) max_gap_s: f64,
 }
 
 /// Audio: decode, downmix to stereo and resample (libavfilter `aresample`
@@ -67,6 +69,8 @@ pub(super) fn audio_stage_run(
         }
     };
     let mut ended = false;
+    let mut first_shape = None;
+    let mut expected_pts: Option<i64> = None;
     while !ended {
         let msg = rx
             .recv()
@@ -89,16 +93,45 @@ pub(super) fn audio_stage_run(
                 let channels = decoded.channels();
                 decoded.set_channel_layout(ff::ChannelLayout::default(i32::from(channels)));
             }
+            let shape = (
+                decoded.rate(),
+                decoded.format(),
+                decoded.channel_layout().bits(),
+            );
             if graph.is_none() {
                 graph = Some(audio_graph(&decoded, out_rate, frame_size)?);
+                first_shape = Some(shape);
+            }
+            if first_shape != Some(shape) {
+                return Err(MediaError::Invalid(format!(
+                    "audio format changes mid-stream ({} Hz to {} Hz, or sample format or channels)",
+                    first_shape.map_or(0, |s| s.0),
+                    shape.0
+                )));
             }
             let g = graph.as_mut().expect("graph set above");
             // Timestamps in 1/sample_rate of the source, from the common zero.
             let src_rate = decoded.rate().max(1) as i32;
-            let pts = decoded
-                .timestamp()
-                .or(decoded.pts())
-                .map(|t| (t - dec.start).rescale(dec.time_base, ff::Rational::new(1, src_rate)));
+            let pts = match decoded.timestamp().or(decoded.pts()) {
+                Some(t) => Some(
+                    t.checked_sub(dec.start)
+                        .ok_or_else(|| MediaError::Invalid("audio timestamps overflow".into()))?
+                        .rescale(dec.time_base, ff::Rational::new(1, src_rate)),
+                ),
+                None => None,
+            };
+            if let (Some(pts), Some(expected)) = (pts, expected_pts) {
+                let max_gap = (dec.max_gap_s * f64::from(src_rate)) as i64;
+                let step = pts.saturating_sub(expected);
+                if step.saturating_abs() > max_gap {
+                    return Err(MediaError::Invalid(format!(
+                        "audio timestamps jump {:.1} s at {:.2} s",
+                        step as f64 / f64::from(src_rate),
+                        expected as f64 / f64::from(src_rate)
+                    )));
+                }
+            }
+            expected_pts = pts.map(|p| p.saturating_add(decoded.samples() as i64));
             decoded.set_pts(pts);
             g.get("in")
                 .ok_or_else(|| MediaError::Pipeline("audio source missing".into()))?

@@ -29,6 +29,10 @@ pub(super) struct DecodeStage {
     pub(super) segment_ticks: i64,
     pub(super) frame_ticks: i64,
     pub(super) declared_s: f64,
+    /// Checks every decoded frame's timestamp (jumps, overflow, bounds).
+    pub(super) timestamps: TimestampGuard,
+    /// Size every decoded frame must have (the probed coded size), pixels.
+    pub(super) frame_size: (u32, u32),
     pub(super) audio_index: Option<usize>,
     pub(super) rung_txs: Vec<Sender<FrameMsg>>,
     pub(super) audio_tx: Option<Sender<AudioMsg>>,
@@ -172,11 +176,22 @@ impl DecodeStage {
     ) -> Result<(), MediaError> {
         while self.vdec.receive_frame(decoded).is_ok() {
             let mut frame = std::mem::replace(decoded, ff::frame::Video::empty());
-            let ts = frame
-                .timestamp()
-                .or(frame.pts())
-                .map(|t| t - self.start_pts)
-                .unwrap_or_else(|| last_pts.map_or(0, |p| p + self.frame_ticks));
+            if (frame.width(), frame.height()) != self.frame_size {
+                return Err(MediaError::Invalid(format!(
+                    "frame size changes mid-stream from {}x{} to {}x{} after {:.2} s",
+                    self.frame_size.0,
+                    self.frame_size.1,
+                    frame.width(),
+                    frame.height(),
+                    stats.media_end_s
+                )));
+            }
+            let ts = match frame.timestamp().or(frame.pts()) {
+                Some(t) => t
+                    .checked_sub(self.start_pts)
+                    .ok_or_else(|| MediaError::Invalid("video timestamps overflow".into()))?,
+                None => last_pts.map_or(0, |p| p.saturating_add(self.frame_ticks)),
+            };
             frame.set_pts(Some(ts));
             match rotate.as_mut() {
                 None => self.emit(frame, state, last_pts, stats)?,
@@ -199,9 +214,12 @@ impl DecodeStage {
         stats: &mut DecodeStats,
     ) -> Result<(), MediaError> {
         let pts = frame.pts().unwrap_or(0);
-        if last_pts.is_some_and(|last| pts <= last) {
-            stats.dropped += 1;
-            return Ok(());
+        match self.timestamps.check(pts, *last_pts, stats.frames)? {
+            Verdict::Accept => {}
+            Verdict::Drop => {
+                stats.dropped += 1;
+                return Ok(());
+            }
         }
         *last_pts = Some(pts);
         let keyframe = state.is_boundary(pts);
@@ -213,7 +231,8 @@ impl DecodeStage {
             ff::picture::Type::None
         });
         stats.frames += 1;
-        stats.media_end_s = ((pts + self.frame_ticks) as f64 * f64::from(self.video_tb)).max(0.0);
+        stats.media_end_s =
+            (pts.saturating_add(self.frame_ticks) as f64 * f64::from(self.video_tb)).max(0.0);
         let shared = Arc::new(SourceFrame {
             frame,
             pts,
@@ -230,14 +249,17 @@ impl DecodeStage {
 /// Decides which frames start a segment: the first frame, then the first
 /// frame at or after each multiple of the segment duration from it. Every
 /// rung applies the same decision, so keyframes align across the ladder.
-struct KeyframeClock {
+///
+/// The next boundary is computed, not stepped to: a timestamp far ahead
+/// costs one division, whatever the input claims.
+pub(crate) struct KeyframeClock {
     segment_ticks: i64,
     first: Option<i64>,
     next: i64,
 }
 
 impl KeyframeClock {
-    fn new(segment_ticks: i64) -> Self {
+    pub(crate) fn new(segment_ticks: i64) -> Self {
         KeyframeClock {
             segment_ticks: segment_ticks.max(1),
             first: None,
@@ -245,17 +267,17 @@ impl KeyframeClock {
         }
     }
 
-    fn is_boundary(&mut self, pts: i64) -> bool {
+    pub(crate) fn is_boundary(&mut self, pts: i64) -> bool {
         match self.first {
             None => {
                 self.first = Some(pts);
-                self.next = pts + self.segment_ticks;
+                self.next = pts.saturating_add(self.segment_ticks);
                 true
             }
-            Some(_) if pts >= self.next => {
-                while self.next <= pts {
-                    self.next += self.segment_ticks;
-                }
+            Some(first) if pts >= self.next => {
+                // The first multiple of the segment duration past `pts`.
+                let n = (pts.saturating_sub(first) / self.segment_ticks).saturating_add(1);
+                self.next = first.saturating_add(n.saturating_mul(self.segment_ticks));
                 true
             }
             Some(_) => false,
@@ -263,9 +285,126 @@ impl KeyframeClock {
     }
 }
 
+/// What to do with a decoded frame's timestamp.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Verdict {
+    Accept,
+    /// Not after the previous frame but close to it (a duplicate or a small
+    /// reorder glitch): drop the frame, count it.
+    Drop,
+}
+
+/// Checks each video frame's timestamp (time-base ticks from the
+/// container start) before anything is computed from it. Input errors:
+/// a jump forward or back by more than `max_gap` ticks, a timestamp past
+/// `max_end` ticks (the longest accepted duration), more than `max_frames`
+/// frames.
+pub(super) struct TimestampGuard {
+    pub(super) tick_s: f64,
+    pub(super) max_gap: i64,
+    pub(super) max_end: i64,
+    pub(super) max_frames: u64,
+}
+
+impl TimestampGuard {
+    pub(super) fn check(
+        &self,
+        pts: i64,
+        last: Option<i64>,
+        frames: u64,
+    ) -> Result<Verdict, MediaError> {
+        let secs = |t: i64| t as f64 * self.tick_s;
+        if frames >= self.max_frames {
+            return Err(MediaError::LimitExceeded(format!(
+                "more than {} video frames",
+                self.max_frames
+            )));
+        }
+        let Some(last) = last else {
+            return self.within_end(pts);
+        };
+        let step = pts.saturating_sub(last);
+        if step > self.max_gap {
+            return Err(MediaError::Invalid(format!(
+                "video timestamps jump {:.1} s ahead at {:.2} s",
+                secs(step),
+                secs(last)
+            )));
+        }
+        if step < -self.max_gap {
+            return Err(MediaError::Invalid(format!(
+                "video timestamps go back {:.1} s at {:.2} s",
+                -secs(step),
+                secs(last)
+            )));
+        }
+        if step <= 0 {
+            return Ok(Verdict::Drop);
+        }
+        self.within_end(pts)
+    }
+
+    fn within_end(&self, pts: i64) -> Result<Verdict, MediaError> {
+        if pts > self.max_end {
+            return Err(MediaError::LimitExceeded(format!(
+                "video timestamps reach {:.0} s, at most {:.0} s accepted",
+                pts as f64 * self.tick_s,
+                self.max_end as f64 * self.tick_s
+            )));
+        }
+        Ok(Verdict::Accept)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::KeyframeClock;
+    use super::{KeyframeClock, TimestampGuard, Verdict};
+    use crate::MediaError;
+
+    fn guard() -> TimestampGuard {
+        // 1/1000 time base, 10 s gap, 6 h, 1000 frames.
+        TimestampGuard {
+            tick_s: 0.001,
+            max_gap: 10_000,
+            max_end: 6 * 3600 * 1000,
+            max_frames: 1000,
+        }
+    }
+
+    #[test]
+    fn timestamps_that_jump_go_back_or_run_long_are_input_errors() {
+        let g = guard();
+        assert_eq!(g.check(0, None, 0).unwrap(), Verdict::Accept);
+        assert_eq!(g.check(40, Some(0), 1).unwrap(), Verdict::Accept);
+        assert_eq!(g.check(40, Some(40), 2).unwrap(), Verdict::Drop);
+        assert_eq!(g.check(20, Some(40), 2).unwrap(), Verdict::Drop);
+        let e = g.check(1_000_040, Some(1040), 5).unwrap_err();
+        assert!(matches!(e, MediaError::Invalid(_)));
+        assert!(
+            e.to_string().contains("jump 999.0 s ahead at 1.04 s"),
+            "{e}"
+        );
+        let e = g.check(0, Some(60_000), 5).unwrap_err();
+        assert!(e.to_string().contains("go back 60.0 s"), "{e}");
+        let e = g.check(i64::MAX, Some(i64::MIN), 5).unwrap_err();
+        assert!(e.is_input_error(), "{e}");
+        let e = g
+            .check(7 * 3600 * 1000, Some(7 * 3600 * 1000 - 40), 5)
+            .unwrap_err();
+        assert!(matches!(e, MediaError::LimitExceeded(_)), "{e}");
+        let e = g.check(80, Some(40), 1000).unwrap_err();
+        assert!(e.to_string().contains("1000 video frames"), "{e}");
+    }
+
+    #[test]
+    fn keyframe_clock_is_arithmetic_for_far_timestamps() {
+        let mut clock = KeyframeClock::new(10);
+        assert!(clock.is_boundary(0));
+        // Stepping 10 ticks at a time to 10^18 would take years.
+        assert!(clock.is_boundary(1_000_000_000_000_000_005));
+        assert!(!clock.is_boundary(1_000_000_000_000_000_009));
+        assert!(clock.is_boundary(1_000_000_000_000_000_010));
+    }
 
     #[test]
     fn keyframes_at_first_frame_then_each_boundary_25fps() {

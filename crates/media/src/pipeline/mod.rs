@@ -28,7 +28,7 @@ use std::time::Instant;
 use crossbeam_channel::bounded;
 use ff::Rescale;
 use ffmpeg_next as ff;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::codecs::{avc_codecs_string, AAC_LC};
 use crate::encode::{extradata, open_audio_encoder, open_video_encoder, VideoEncoderSettings};
@@ -53,7 +53,7 @@ use scene::scene_stage;
 pub const AUDIO_TRACK: &str = "audio";
 
 /// How to transcode one source.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TranscodeOptions {
     pub ladder: Ladder,
     /// Segment duration and keyframe interval, seconds (default 2).
@@ -88,7 +88,7 @@ impl Default for TranscodeOptions {
 }
 
 /// A track the pipeline produces.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Track {
     /// Directory and rendition name, e.g. `720p` or `audio`.
     pub name: String,
@@ -98,7 +98,7 @@ pub struct Track {
 }
 
 /// What a track carries.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TrackKind {
     Video {
@@ -116,7 +116,7 @@ pub enum TrackKind {
 }
 
 /// The plan, announced before the first frame is encoded.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     pub source: SourceInfo,
     /// Video renditions highest first, then the audio track if any.
@@ -124,7 +124,7 @@ pub struct Plan {
 }
 
 /// Transcode progress.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Progress {
     /// Presentation time of the last decoded video frame, seconds.
     pub media_time_s: f64,
@@ -137,7 +137,7 @@ pub struct Progress {
 }
 
 /// What the pipeline reports while it runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum PipelineEvent {
     Planned(Plan),
     Progress(Progress),
@@ -155,7 +155,7 @@ pub enum PipelineEvent {
 }
 
 /// Figures of a finished transcode.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TranscodeReport {
     pub frames_decoded: u64,
     /// Frames dropped for non-increasing timestamps.
@@ -200,6 +200,12 @@ pub fn transcode(
     };
     let mut vctx = ff::codec::context::Context::from_parameters(vstream.parameters())
         .stage("video decoder")?;
+    // Frames larger than the limit are refused by the decoder itself, not
+    // only by the header check (a stream may change size mid-way).
+    // SAFETY: max_pixels is a plain field of the unopened codec context.
+    unsafe {
+        (*vctx.as_mut_ptr()).max_pixels = i64::try_from(opts.limits.max_pixels).unwrap_or(i64::MAX);
+    }
     vctx.set_threading(ff::threading::Config {
         kind: ff::threading::Type::Frame,
         count: 0,
@@ -342,6 +348,7 @@ pub fn transcode(
             time_base: atb,
             decoder: adec,
             start,
+            max_gap_s: opts.limits.max_timestamp_gap_s,
         };
         audio_index = Some(index);
         let track = tracks.len() - 1;
@@ -362,6 +369,13 @@ pub fn transcode(
         segment_ticks: (opts.segment_duration_s / f64::from(video_tb)).round() as i64,
         frame_ticks,
         declared_s: declared_video_s,
+        timestamps: decode::TimestampGuard {
+            tick_s: f64::from(video_tb),
+            max_gap: (opts.limits.max_timestamp_gap_s / f64::from(video_tb)) as i64,
+            max_end: (opts.limits.max_duration_s / f64::from(video_tb)) as i64,
+            max_frames: opts.limits.max_frames(),
+        },
+        frame_size: (source.video.coded_width, source.video.coded_height),
         audio_index,
         rung_txs,
         audio_tx,
