@@ -168,3 +168,89 @@ async fn kill_9_of_the_transcoder_mid_job_retries_and_publishes_one_set_of_outpu
     stack.download_hls(&id, dir.path()).await.unwrap();
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_every_worker_died_is_marked_failed() {
+    // No ingest workers: the test plays the workers, each killed before it
+    // could ack or fail the job (it takes the job and never answers).
+    let stack = Stack::start(StackOptions {
+        workers: Some(0),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let bus = stream_bus::Bus::connect(&stream_testkit::env::nats_url(), &stack.prefix)
+        .await
+        .unwrap();
+    let consumer = bus
+        .job_consumer_with_ack_wait(Duration::from_millis(500))
+        .await
+        .unwrap();
+    let mut outcomes = stack.watch_outcomes().await.unwrap();
+    let id = stack
+        .upload_ok(
+            std::fs::read(samples::path(samples::CARPHONE)).unwrap(),
+            "orphan",
+        )
+        .await
+        .unwrap();
+    let mut deliveries = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while deliveries < stream_bus::JOB_MAX_DELIVER {
+        assert!(Instant::now() < deadline, "only {deliveries} deliveries");
+        use futures::StreamExt;
+        let mut batch = consumer
+            .batch()
+            .max_messages(1)
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await
+            .unwrap();
+        if let Some(msg) = batch.next().await {
+            let _dead_worker_never_acks = msg.unwrap();
+            deliveries += 1;
+        }
+    }
+    // Live workers keep asking for jobs: that is when JetStream finds the
+    // job's deliveries exhausted and announces it.
+    let asking = tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut extra = 0;
+        for _ in 0..30 {
+            let mut batch = consumer
+                .batch()
+                .max_messages(1)
+                .expires(Duration::from_millis(500))
+                .messages()
+                .await
+                .unwrap();
+            while let Some(msg) = batch.next().await {
+                msg.unwrap();
+                extra += 1;
+            }
+        }
+        extra
+    });
+    match outcomes.wait(&id, Duration::from_secs(30)).await.unwrap() {
+        Outcome::Failed(f) => {
+            assert!(
+                f.reason.contains("abandoned after 3 deliveries"),
+                "{}",
+                f.reason
+            );
+            assert!(!f.input_error);
+        }
+        Outcome::Ready(_) => panic!("no worker ran it"),
+    }
+    // Off the queue: it no longer counts against the queue bound.
+    let start = Instant::now();
+    while bus.queued_jobs().await.unwrap() > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "job left in the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    asking.abort();
+    stack.stop().await;
+}

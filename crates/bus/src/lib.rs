@@ -172,6 +172,8 @@ pub fn event(video_id: &str, kind: video_event::Kind) -> VideoEvent {
     }
 }
 
+/// Name of the durable consumer transcode workers share on the jobs stream.
+pub const JOB_CONSUMER: &str = "transcoders";
 /// How long a worker may hold a job without a progress ack before JetStream
 /// redelivers it.
 pub const JOB_ACK_WAIT: Duration = Duration::from_secs(60);
@@ -430,6 +432,59 @@ impl Bus {
 
     /// The durable pull consumer transcode workers share.
     pub async fn job_consumer(&self) -> Result<consumer::PullConsumer, BusError> {
+        self.job_consumer_with_ack_wait(JOB_ACK_WAIT).await
+    }
+
+    /// Subject of JetStream's advisory for a job whose deliveries ran out
+    /// without an ack or a term: every worker that took it died (a worker
+    /// that fails a job itself terms it and publishes `failed`).
+    pub fn job_max_deliveries_subject(&self) -> String {
+        format!(
+            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{JOB_CONSUMER}",
+            self.subjects.jobs_stream()
+        )
+    }
+
+    /// Take the job a max-deliveries advisory names off the work queue
+    /// (so it no longer counts against `JOB_QUEUE_MAX`), returning it with
+    /// its delivery count. `Ok(None)` when the message is already gone
+    /// (another instance took it) or the advisory is not about our stream.
+    ///
+    /// Errors: an advisory that is not JSON, a job that does not decode.
+    pub async fn take_exhausted_job(
+        &self,
+        advisory: &[u8],
+    ) -> Result<Option<(media::TranscodeJob, u64)>, BusError> {
+        #[derive(serde::Deserialize)]
+        struct MaxDeliveries {
+            stream: String,
+            stream_seq: u64,
+            deliveries: u64,
+        }
+        let adv: MaxDeliveries = serde_json::from_slice(advisory)
+            .map_err(|e| BusError::JetStream(format!("max-deliveries advisory: {e}")))?;
+        if adv.stream != self.subjects.jobs_stream() {
+            return Ok(None);
+        }
+        let stream = self.js.get_stream(&adv.stream).await.map_err(js_err)?;
+        let Ok(raw) = stream.get_raw_message(adv.stream_seq).await else {
+            return Ok(None);
+        };
+        let job = decode_job(&raw.payload)?;
+        // Gone already (another ingest instance): it reports the job.
+        match stream.delete_message(adv.stream_seq).await {
+            Ok(true) => Ok(Some((job, adv.deliveries))),
+            _ => Ok(None),
+        }
+    }
+
+    /// [`Bus::job_consumer`] with another ack wait (tests use a short one
+    /// to run out deliveries quickly; the consumer is created once, so the
+    /// first caller's settings stay).
+    pub async fn job_consumer_with_ack_wait(
+        &self,
+        ack_wait: Duration,
+    ) -> Result<consumer::PullConsumer, BusError> {
         let stream = self
             .js
             .get_stream(self.subjects.jobs_stream())
@@ -437,11 +492,11 @@ impl Bus {
             .map_err(js_err)?;
         stream
             .get_or_create_consumer(
-                "transcoders",
+                JOB_CONSUMER,
                 consumer::pull::Config {
-                    durable_name: Some("transcoders".into()),
+                    durable_name: Some(JOB_CONSUMER.into()),
                     ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: JOB_ACK_WAIT,
+                    ack_wait,
                     max_deliver: JOB_MAX_DELIVER,
                     max_ack_pending: 64,
                     ..Default::default()

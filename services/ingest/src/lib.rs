@@ -135,6 +135,7 @@ pub async fn run(
     for w in 0..config.workers {
         workers.push(tokio::spawn(worker::run(shared.clone(), w)));
     }
+    workers.push(tokio::spawn(worker::report_exhausted(shared.clone())));
     let app = router(shared.clone(), &config);
     let s = shutdown.clone();
     axum::serve(listener, app)

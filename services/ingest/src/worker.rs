@@ -107,6 +107,75 @@ pub async fn run(shared: Arc<Shared>, worker: usize) {
     }
 }
 
+/// Report jobs whose deliveries ran out because every worker that took
+/// one died (JetStream's max-deliveries advisory; a worker that fails a job
+/// itself publishes `failed` and terms it): the video is marked `failed`
+/// with the reason, its partial output deleted, the message removed from
+/// the queue. Instances share the advisory through a queue group, and only
+/// the one whose delete succeeds reports. Runs until shutdown.
+pub async fn report_exhausted(shared: Arc<Shared>) {
+    let subject = shared.bus.job_max_deliveries_subject();
+    let mut sub = loop {
+        match shared
+            .bus
+            .client()
+            .queue_subscribe(subject.clone(), "ingest-exhausted".into())
+            .await
+        {
+            Ok(s) => break s,
+            Err(e) => {
+                warn!(error = %e, "advisory subscription failed, retrying");
+                tokio::select! {
+                    _ = shared.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+            }
+        }
+    };
+    loop {
+        let msg = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            m = sub.next() => match m {
+                Some(m) => m,
+                None => return,
+            },
+        };
+        let (job, deliveries) = match shared.bus.take_exhausted_job(&msg.payload).await {
+            Ok(Some(found)) => found,
+            Ok(None) => continue,
+            Err(e) => {
+                warn!(error = %e, "max-deliveries advisory not handled");
+                continue;
+            }
+        };
+        let video_id = job.video_id;
+        let done = matches!(
+            shared.catalog.get(&video_id).await,
+            Ok(Some(r)) if matches!(r.status, stream_catalog::VideoStatus::Ready | stream_catalog::VideoStatus::Failed)
+        );
+        if done {
+            continue;
+        }
+        let reason = format!(
+            "transcode abandoned after {deliveries} deliveries: the worker stopped during each"
+        );
+        warn!(%video_id, deliveries, "job deliveries exhausted");
+        let _ = shared
+            .store
+            .delete_prefix(&MediaStore::video_prefix(&video_id))
+            .await;
+        shared
+            .emit(event(
+                &video_id,
+                Kind::Failed(media::Failed {
+                    reason,
+                    input_error: false,
+                }),
+            ))
+            .await;
+    }
+}
+
 async fn handle(shared: &Arc<Shared>, msg: jetstream::Message) {
     let msg = Arc::new(msg);
     let job = match decode_job(&msg.payload) {
