@@ -8,13 +8,20 @@
 //!   `EXT-X-PROGRAM-DATE-TIME` on segments) in served media playlists.
 //! * [`bandwidth`] — peak and average segment bitrates of a media playlist
 //!   (RFC 8216 §4.3.4.2 BANDWIDTH / AVERAGE-BANDWIDTH).
+//! * [`live`] — the Low-Latency HLS media playlist of a live rendition
+//!   (parts, preload hint, rendition reports, delta updates, DVR window)
+//!   and the blocking-reload decision (`_HLS_msn`, `_HLS_part`, `_HLS_skip`).
 
 pub mod bandwidth;
 pub mod daterange;
+pub mod live;
 pub mod master;
 pub mod path;
 
 pub use daterange::{annotate_media_playlist, AnnotateError, PlaylistMarker};
+pub use live::{
+    blocking_reload, Directives, LiveConfig, LivePlaylist, Reload, RenderOptions, RenditionReport,
+};
 pub use m3u8_rs;
 pub use master::{write_master, AudioRendition, VideoVariant};
 pub use path::{HlsPath, TrackName, VideoId};
