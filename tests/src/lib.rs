@@ -311,6 +311,7 @@ impl Stack {
                 title: "registered".into(),
                 size_bytes: 0,
                 source: "test".into(),
+                channel: None,
             }),
         );
         let started = stream_bus::event(

@@ -27,7 +27,7 @@ pub use async_nats;
 pub use stream_proto::marker::v1 as marker;
 pub use stream_proto::marker::v1::{marker_change, MarkerBatch, MarkerChange};
 pub use stream_proto::media::v1 as media;
-pub use stream_proto::media::v1::{video_event, TranscodeJob, VideoEvent};
+pub use stream_proto::media::v1::{video_event, LiveJob, TranscodeJob, VideoEvent};
 
 /// Bus errors.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,32 @@ impl Subjects {
 
     pub fn jobs_stream(&self) -> String {
         format!("{}_JOBS", self.stream_token())
+    }
+
+    /// Live channel jobs ([`LiveJob`]): `P.jobs.live`.
+    pub fn live_jobs(&self) -> String {
+        format!("{}.jobs.live", self.prefix)
+    }
+
+    pub fn live_jobs_stream(&self) -> String {
+        format!("{}_LIVE_JOBS", self.stream_token())
+    }
+
+    /// Request to stop a live channel (core NATS, request/reply; the worker
+    /// running it answers): `P.live.<id>.stop`.
+    pub fn live_stop(&self, video_id: &str) -> String {
+        format!("{}.live.{video_id}.stop", self.prefix)
+    }
+
+    /// A part or segment of a live rendition was published (core NATS; the
+    /// edge wakes blocked playlist requests): `P.live.<id>.<track>.part`.
+    pub fn live_part(&self, video_id: &str, track: &str) -> String {
+        format!("{}.live.{video_id}.{track}.part", self.prefix)
+    }
+
+    /// Every live part notification: `P.live.*.*.part`.
+    pub fn all_live_parts(&self) -> String {
+        format!("{}.live.*.*.part", self.prefix)
     }
 
     pub fn events_stream(&self) -> String {
@@ -139,6 +165,7 @@ pub fn event_kind(ev: &VideoEvent) -> &'static str {
         Some(Kind::Playable(_)) => "playable",
         Some(Kind::Ready(_)) => "ready",
         Some(Kind::Failed(_)) => "failed",
+        Some(Kind::Live(_)) => "live",
         None => "unknown",
     }
 }
@@ -177,6 +204,15 @@ pub const JOB_CONSUMER: &str = "transcoders";
 /// How long a worker may hold a job without a progress ack before JetStream
 /// redelivers it.
 pub const JOB_ACK_WAIT: Duration = Duration::from_secs(60);
+/// Live channel jobs the stream holds at most (channels running or waiting).
+pub const LIVE_QUEUE_MAX: i64 = 1_000;
+/// Name of the durable consumer live workers share on the live jobs stream.
+pub const LIVE_CONSUMER: &str = "live";
+/// How long a live worker may go without an in-progress ack before the
+/// channel is handed to another worker.
+pub const LIVE_ACK_WAIT: Duration = Duration::from_secs(10);
+/// Deliveries of one live job (restarts after worker deaths).
+pub const LIVE_MAX_DELIVER: i64 = 5;
 /// Deliveries of one job before it is given up (bounded retries).
 pub const JOB_MAX_DELIVER: i64 = 3;
 /// Dedup window for `Nats-Msg-Id` on the jobs stream.
@@ -269,6 +305,12 @@ impl Bus {
             .await?;
         self.ensure_stream(event_log(s.events_stream(), s.all_video_events()))
             .await?;
+        self.ensure_stream(work_queue(
+            s.live_jobs_stream(),
+            s.live_jobs(),
+            LIVE_QUEUE_MAX,
+        ))
+        .await?;
         self.ensure_stream(stream::Config {
             max_message_size: 1 << 20,
             ..work_queue(
@@ -421,6 +463,7 @@ impl Bus {
     pub async fn delete_streams(&self) -> Result<(), BusError> {
         for name in [
             self.subjects.jobs_stream(),
+            self.subjects.live_jobs_stream(),
             self.subjects.events_stream(),
             self.subjects.marker_ingest_stream(),
             self.subjects.marker_events_stream(),
@@ -428,6 +471,46 @@ impl Bus {
             self.js.delete_stream(&name).await.map_err(js_err)?;
         }
         Ok(())
+    }
+
+    /// Queue a live channel job (`Nats-Msg-Id` = video id).
+    pub async fn publish_live_job(&self, job: &LiveJob) -> Result<(), BusError> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", job.video_id.as_str());
+        self.js
+            .publish_with_headers(
+                self.subjects.live_jobs(),
+                headers,
+                job.encode_to_vec().into(),
+            )
+            .await
+            .map_err(js_err)?
+            .await
+            .map_err(js_err)?;
+        Ok(())
+    }
+
+    /// The durable pull consumer live workers share.
+    pub async fn live_job_consumer(&self) -> Result<consumer::PullConsumer, BusError> {
+        let stream = self
+            .js
+            .get_stream(self.subjects.live_jobs_stream())
+            .await
+            .map_err(js_err)?;
+        stream
+            .get_or_create_consumer(
+                LIVE_CONSUMER,
+                consumer::pull::Config {
+                    durable_name: Some(LIVE_CONSUMER.into()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: LIVE_ACK_WAIT,
+                    max_deliver: LIVE_MAX_DELIVER,
+                    max_ack_pending: LIVE_QUEUE_MAX,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(js_err)
     }
 
     /// The durable pull consumer transcode workers share.
@@ -532,6 +615,13 @@ impl Bus {
 }
 
 /// Decode a job payload.
+pub fn decode_live_job(payload: &[u8]) -> Result<LiveJob, BusError> {
+    LiveJob::decode(payload).map_err(|source| BusError::Decode {
+        what: "live job",
+        source,
+    })
+}
+
 pub fn decode_job(payload: &[u8]) -> Result<TranscodeJob, BusError> {
     TranscodeJob::decode(payload).map_err(|source| BusError::Decode {
         what: "TranscodeJob",

@@ -39,8 +39,24 @@ pub enum CatalogError {
 pub enum VideoStatus {
     Queued,
     Processing,
+    /// A live channel that is running: playable, growing LL-HLS playlists.
+    Live,
     Ready,
     Failed,
+}
+
+/// What makes a video a live channel (set from its `Accepted` event).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelRecord {
+    /// `normal` or `low`.
+    pub latency: String,
+    /// DVR window, seconds.
+    pub dvr_window_s: f64,
+    pub looped: bool,
+    /// "file", "generator" or the pulled URL.
+    pub source: String,
+    /// Wall clock of source time 0, Unix ms (0 until live).
+    pub started_at_ms: i64,
 }
 
 /// One rendition of a video.
@@ -82,6 +98,9 @@ pub struct VideoRecord {
     pub updated_at_ms: i64,
     /// Delivery attempt of the current transcode (1-based; 0 before).
     pub attempt: u32,
+    /// Set for live channels (also after they stop and become VOD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<ChannelRecord>,
 }
 
 impl VideoRecord {
@@ -121,12 +140,35 @@ pub fn fold(record: Option<VideoRecord>, ev: &VideoEvent) -> VideoRecord {
         created_at_ms: ev.at_ms,
         updated_at_ms: ev.at_ms,
         attempt: 0,
+        channel: None,
     });
     r.updated_at_ms = r.updated_at_ms.max(ev.at_ms);
     match &ev.kind {
         Some(Kind::Accepted(a)) => {
             r.title = a.title.clone();
             r.created_at_ms = r.created_at_ms.min(ev.at_ms);
+            if let Some(ch) = &a.channel {
+                let latency = match media::LiveLatency::try_from(ch.latency) {
+                    Ok(media::LiveLatency::Low) => "low",
+                    _ => "normal",
+                };
+                r.channel = Some(ChannelRecord {
+                    latency: latency.into(),
+                    dvr_window_s: ch.dvr_window_s,
+                    looped: ch.r#loop,
+                    source: a.source.strip_prefix("live:").unwrap_or(&a.source).into(),
+                    started_at_ms: r.channel.as_ref().map_or(0, |c| c.started_at_ms),
+                });
+            }
+        }
+        Some(Kind::Live(l)) => {
+            r.status = VideoStatus::Live;
+            r.renditions = l.renditions.iter().map(rendition).collect();
+            r.master_playlist = Some(l.master_playlist.clone());
+            r.error = None;
+            if let Some(ch) = r.channel.as_mut() {
+                ch.started_at_ms = l.started_at_ms;
+            }
         }
         Some(Kind::Started(s)) => {
             r.status = VideoStatus::Processing;
@@ -349,6 +391,7 @@ mod tests {
                     title: "bunny".into(),
                     size_bytes: 10,
                     source: "upload".into(),
+                    channel: None,
                 }),
             ),
         );

@@ -17,6 +17,7 @@ fn accepted(id: &str, title: &str) -> stream_bus::VideoEvent {
             title: title.into(),
             size_bytes: 1,
             source: "upload".into(),
+            channel: None,
         }),
     )
 }

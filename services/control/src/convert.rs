@@ -16,6 +16,7 @@ fn status(s: Status) -> pb::VideoStatus {
         Status::Processing => pb::VideoStatus::Processing,
         Status::Ready => pb::VideoStatus::Ready,
         Status::Failed => pb::VideoStatus::Failed,
+        Status::Live => pb::VideoStatus::Live,
     }
 }
 

@@ -63,6 +63,7 @@ fn status_name(s: i32) -> &'static str {
         pb::VideoStatus::Processing => "processing",
         pb::VideoStatus::Ready => "ready",
         pb::VideoStatus::Failed => "failed",
+        pb::VideoStatus::Live => "live",
         pb::VideoStatus::Unspecified => "unknown",
     }
 }

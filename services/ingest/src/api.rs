@@ -267,6 +267,7 @@ async fn create_video(
             title: title.clone(),
             size_bytes: size,
             source: source_label,
+            channel: None,
         }),
     );
     if let Err(e) = shared.emit_required(accepted).await {
