@@ -1,6 +1,8 @@
 //! Typed HLS paths. `/hls/<video id>/<rest>` where `<rest>` is one of
 //! `master.m3u8`, `<track>/index.m3u8`, `<track>/init.mp4`,
-//! `<track>/seg_<5–9 digits>.m4s`. Parsing is the access check: a path that
+//! `<track>/seg_<5–9 digits>.m4s`, and for live renditions the LL-HLS
+//! parts `<track>/part_<5–9 digits>_<1–3 digits>.m4s` (segment, part index).
+//! Parsing is the access check: a path that
 //! does not parse is a 404 and never reaches the store.
 
 use std::fmt;
@@ -105,6 +107,8 @@ pub enum HlsPath {
     Init(TrackName),
     /// `<track>/seg_<n>.m4s`
     Segment(TrackName, u32),
+    /// `<track>/part_<segment>_<part>.m4s`: a partial segment (LL-HLS).
+    Part(TrackName, u32, u32),
 }
 
 /// Master playlist file name.
@@ -121,6 +125,24 @@ impl HlsPath {
         match file {
             "index.m3u8" => Ok(HlsPath::MediaPlaylist(track)),
             "init.mp4" => Ok(HlsPath::Init(track)),
+            _ if file.starts_with("part_") => {
+                let (seg, part) = file
+                    .strip_prefix("part_")
+                    .and_then(|f| f.strip_suffix(".m4s"))
+                    .and_then(|f| f.split_once('_'))
+                    .ok_or(PathError::BadPath)?;
+                let numeric = |s: &str, len: std::ops::RangeInclusive<usize>| {
+                    len.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+                };
+                if !numeric(seg, 5..=9) || !numeric(part, 1..=3) {
+                    return Err(PathError::BadPath);
+                }
+                Ok(HlsPath::Part(
+                    track,
+                    seg.parse().map_err(|_| PathError::BadPath)?,
+                    part.parse().map_err(|_| PathError::BadPath)?,
+                ))
+            }
             _ => {
                 let digits = file
                     .strip_prefix("seg_")
@@ -142,13 +164,17 @@ impl HlsPath {
             HlsPath::MediaPlaylist(t) => format!("{t}/index.m3u8"),
             HlsPath::Init(t) => format!("{t}/init.mp4"),
             HlsPath::Segment(t, n) => format!("{t}/seg_{n:05}.m4s"),
+            HlsPath::Part(t, n, p) => format!("{t}/part_{n:05}_{p}.m4s"),
         }
     }
 
     /// Whether the object never changes once published (init and media
     /// segments), as opposed to playlists.
     pub fn is_immutable(&self) -> bool {
-        matches!(self, HlsPath::Init(_) | HlsPath::Segment(..))
+        matches!(
+            self,
+            HlsPath::Init(_) | HlsPath::Segment(..) | HlsPath::Part(..)
+        )
     }
 
     /// The `Content-Type` to serve it with (RFC 8216 §4: playlists are
@@ -158,7 +184,7 @@ impl HlsPath {
         match self {
             HlsPath::Master | HlsPath::MediaPlaylist(_) => "application/vnd.apple.mpegurl",
             HlsPath::Init(_) => "video/mp4",
-            HlsPath::Segment(..) => "video/iso.segment",
+            HlsPath::Segment(..) | HlsPath::Part(..) => "video/iso.segment",
         }
     }
 }
@@ -187,6 +213,15 @@ mod tests {
             HlsPath::parse("audio/seg_00000.m4s").unwrap().relative(),
             "audio/seg_00000.m4s"
         );
+        let t: TrackName = "360p".parse().unwrap();
+        assert_eq!(
+            HlsPath::parse("360p/part_00012_3.m4s"),
+            Ok(HlsPath::Part(t, 12, 3))
+        );
+        assert_eq!(
+            HlsPath::parse("360p/part_00012_3.m4s").unwrap().relative(),
+            "360p/part_00012_3.m4s"
+        );
     }
 
     #[test]
@@ -204,6 +239,11 @@ mod tests {
             "/etc/passwd",
             "a/b/c",
             "720p/seg_0000000000.m4s",
+            "720p/part_00001.m4s",
+            "720p/part_00001_.m4s",
+            "720p/part_00001_1234.m4s",
+            "720p/part_1_1.m4s",
+            "720p/part_00001_1_2.m4s",
             "",
         ] {
             assert!(HlsPath::parse(bad).is_err(), "{bad:?} parsed");

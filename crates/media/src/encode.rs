@@ -16,6 +16,10 @@ pub struct VideoEncoderSettings {
     pub segment_duration_s: f64,
     /// x264 threads per rung; 0 lets x264 decide.
     pub threads: usize,
+    /// x264 `tune=zerolatency` (no B-frames, no lookahead, sliced
+    /// threads): frames leave the encoder as soon as they enter it, for the
+    /// shortest glass-to-glass latency of live channels, at a bitrate cost.
+    pub zero_latency: bool,
 }
 
 /// Open libx264 for one rung.
@@ -55,6 +59,9 @@ pub fn open_video_encoder(
     }
     let mut options = ff::Dictionary::new();
     options.set("preset", &settings.preset);
+    if settings.zero_latency {
+        options.set("tune", "zerolatency");
+    }
     options.set("profile", "high");
     options.set("forced-idr", "1");
     options.set(

@@ -8,6 +8,8 @@
 //!   one source (never upscaled, even sizes, aspect kept).
 //! * [`pipeline`] — the staged transcode: decode → per-rung scale/encode →
 //!   HLS packaging, threads joined by bounded channels.
+//! * [`live`] — live channels: a paced source (file, URL, generator)
+//!   encoded in real time into the ladder and cut into LL-HLS parts.
 //! * [`codecs`] — RFC 6381 `CODECS` strings.
 //!
 //! All libav work runs on threads this crate spawns; callers in async code
@@ -18,6 +20,7 @@ mod encode;
 pub mod error;
 pub mod ladder;
 pub mod limits;
+pub mod live;
 mod package;
 pub mod pipeline;
 pub mod probe;

@@ -7,21 +7,23 @@ use ffmpeg_next as ff;
 use super::{AudioMsg, PacketMsg};
 use crate::error::{MediaError, Stage};
 
-pub(super) struct AudioDecoder {
-    pub(super) time_base: ff::Rational,
-    pub(super) decoder: ff::decoder::Audio,
+pub(crate) struct AudioDecoder {
+    pub(crate) time_base: ff::Rational,
+    pub(crate) decoder: ff::decoder::Audio,
     /// Container start time in the audio stream time base.
-    pub(super) start: i64,
-    /// Largest accepted jump between consecutive audio frames, seconds.
-    pub(super) max_gap_s: f64,
+    pub(crate) start: i64,
 }
 
 /// Audio: decode, downmix to stereo and resample (libavfilter `aresample`
 /// and `aformat`), cut into exact 1024-sample frames by the buffersink
 /// (the AAC encoder pads short frames with silence otherwise), encode AAC.
-pub(super) fn audio_stage_run(
+/// `dec` decodes [`AudioMsg::Packet`]s; without one only raw
+/// [`AudioMsg::Frame`]s are accepted. A jump of more than `max_gap_s`
+/// between consecutive frames is an input error.
+pub(crate) fn audio_stage_run(
     track: usize,
-    mut dec: AudioDecoder,
+    mut dec: Option<AudioDecoder>,
+    max_gap_s: f64,
     mut enc: ff::encoder::audio::Encoder,
     out_rate: u32,
     rx: Receiver<AudioMsg>,
@@ -71,21 +73,51 @@ pub(super) fn audio_stage_run(
     let mut ended = false;
     let mut first_shape = None;
     let mut expected_pts: Option<i64> = None;
+    let mut raw: Option<ff::frame::Audio> = None;
     while !ended {
         let msg = rx
             .recv()
             .map_err(|_| MediaError::Pipeline("decoder stopped".into()))?;
-        match msg {
-            AudioMsg::Packet(p) => {
+        match (msg, dec.as_mut()) {
+            (AudioMsg::Packet(p), Some(dec)) => {
                 // A corrupt audio packet is skipped, not fatal.
                 let _ = dec.decoder.send_packet(&p);
             }
-            AudioMsg::End => {
-                let _ = dec.decoder.send_eof();
+            (AudioMsg::Packet(_), None) => {
+                return Err(MediaError::Pipeline(
+                    "audio packet without a decoder".into(),
+                ))
+            }
+            (AudioMsg::Frame(f), _) => raw = Some(f),
+            (AudioMsg::End, dec) => {
+                if let Some(dec) = dec {
+                    let _ = dec.decoder.send_eof();
+                }
                 ended = true;
             }
         }
-        while dec.decoder.receive_frame(&mut decoded).is_ok() {
+        loop {
+            // Decoded frames get timestamps in 1/sample_rate from the common
+            // zero; raw frames (generators) come with them.
+            let pts = if let Some(f) = raw.take() {
+                decoded = f;
+                decoded.pts()
+            } else if let Some(dec) = dec.as_mut() {
+                if dec.decoder.receive_frame(&mut decoded).is_err() {
+                    break;
+                }
+                let src_rate = decoded.rate().max(1) as i32;
+                match decoded.timestamp().or(decoded.pts()) {
+                    Some(t) => Some(
+                        t.checked_sub(dec.start)
+                            .ok_or_else(|| MediaError::Invalid("audio timestamps overflow".into()))?
+                            .rescale(dec.time_base, ff::Rational::new(1, src_rate)),
+                    ),
+                    None => None,
+                }
+            } else {
+                break;
+            };
             if decoded.samples() == 0 {
                 continue;
             }
@@ -110,18 +142,9 @@ pub(super) fn audio_stage_run(
                 )));
             }
             let g = graph.as_mut().expect("graph set above");
-            // Timestamps in 1/sample_rate of the source, from the common zero.
             let src_rate = decoded.rate().max(1) as i32;
-            let pts = match decoded.timestamp().or(decoded.pts()) {
-                Some(t) => Some(
-                    t.checked_sub(dec.start)
-                        .ok_or_else(|| MediaError::Invalid("audio timestamps overflow".into()))?
-                        .rescale(dec.time_base, ff::Rational::new(1, src_rate)),
-                ),
-                None => None,
-            };
             if let (Some(pts), Some(expected)) = (pts, expected_pts) {
-                let max_gap = (dec.max_gap_s * f64::from(src_rate)) as i64;
+                let max_gap = (max_gap_s * f64::from(src_rate)) as i64;
                 let step = pts.saturating_sub(expected);
                 if step.saturating_abs() > max_gap {
                     return Err(MediaError::Invalid(format!(

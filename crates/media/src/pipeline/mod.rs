@@ -38,10 +38,10 @@ use crate::limits::{open_untrusted, Limits};
 use crate::package::{package_stage, TrackMuxer};
 use crate::probe::{inspect, SourceInfo};
 
-mod audio;
-mod decode;
+pub(crate) mod audio;
+pub(crate) mod decode;
 mod rotate;
-mod rung;
+pub(crate) mod rung;
 mod scene;
 
 use audio::{audio_stage_run, AudioDecoder};
@@ -242,6 +242,7 @@ pub fn transcode(
         preset: opts.x264_preset.clone(),
         segment_duration_s: opts.segment_duration_s,
         threads: opts.x264_threads,
+        zero_latency: false,
     };
     let x264 = ff::encoder::find_by_name("libx264")
         .ok_or_else(|| MediaError::Pipeline("libx264 encoder is not available".into()))?;
@@ -348,13 +349,13 @@ pub fn transcode(
             time_base: atb,
             decoder: adec,
             start,
-            max_gap_s: opts.limits.max_timestamp_gap_s,
         };
         audio_index = Some(index);
         let track = tracks.len() - 1;
         let pkt_tx = pkt_tx.clone();
+        let max_gap = opts.limits.max_timestamp_gap_s;
         handles.push(spawn("audio", move || {
-            audio_stage_run(track, adec, enc, out_rate, rx, pkt_tx)
+            audio_stage_run(track, Some(adec), max_gap, enc, out_rate, rx, pkt_tx)
         })?);
     }
     drop(pkt_tx);
@@ -524,7 +525,10 @@ pub(crate) enum FrameMsg {
 }
 
 pub(crate) enum AudioMsg {
+    /// A compressed packet for the stage's decoder.
     Packet(ff::Packet),
+    /// A raw frame (generators), PTS in 1/sample rate on the output clock.
+    Frame(ff::frame::Audio),
     End,
 }
 

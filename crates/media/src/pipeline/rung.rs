@@ -9,7 +9,7 @@ use crate::ladder::RenditionPlan;
 
 /// One rung: scale (swscale, bicubic as the ffmpeg CLI's `scale` filter
 /// defaults) and encode with libx264.
-pub(super) fn rung_stage(
+pub(crate) fn rung_stage(
     track: usize,
     plan: RenditionPlan,
     mut enc: ff::encoder::video::Encoder,
