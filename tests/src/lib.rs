@@ -47,6 +47,8 @@ pub struct StackOptions {
     pub job_max_wall_s: Option<f64>,
     /// Ingest workers (default 1).
     pub workers: Option<usize>,
+    /// Live channels ingest runs at once (default 2).
+    pub live_channels: Option<usize>,
 }
 
 /// The `test-transcoder` binary of this package: beside the running test
@@ -159,6 +161,9 @@ impl Stack {
             transcoder_max_memory_bytes: 8 << 30,
             job_max_wall_s: opts.job_max_wall_s.unwrap_or(300.0),
             job_wall_per_media_s: 10.0,
+            live_channels: opts.live_channels.unwrap_or(2),
+            live_dvr_window_s: 7200.0,
+            live_part_seconds: 0.5,
         };
         ingest_cfg.validate().map_err(|e| anyhow!(e))?;
         let s = shutdown.clone();

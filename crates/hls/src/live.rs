@@ -527,6 +527,121 @@ impl Writer {
     }
 }
 
+/// Why a stored playlist text could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("not an LL-HLS media playlist written by this module: {0}")]
+    Shape(String),
+}
+
+/// The value of `NAME=` in an attribute list (quoted or not).
+fn attr<'a>(list: &'a str, name: &str) -> Option<&'a str> {
+    let mut rest = list;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"')?;
+            (&q[..end], q[end + 1..].trim_start_matches(','))
+        } else {
+            match after.split_once(',') {
+                Some((v, n)) => (v, n),
+                None => (after, ""),
+            }
+        };
+        if key.trim() == name {
+            return Some(value);
+        }
+        rest = next;
+    }
+    None
+}
+
+impl LivePlaylist {
+    /// Read back a playlist [`LivePlaylist::render`] wrote (without skip),
+    /// with `config`'s window and floors: the edge decides blocking
+    /// reloads and writes delta updates from it, and a worker that takes
+    /// over a channel continues it. Rendition reports are not kept (they
+    /// are render options). Bounded: one pass over the lines.
+    ///
+    /// Errors: [`ParseError::Shape`] for text that is not such a playlist
+    /// (missing header, a number that does not parse, EXT-X-SKIP).
+    pub fn parse(text: &str, config: LiveConfig) -> Result<Self, ParseError> {
+        let bad = |what: &str| ParseError::Shape(what.to_string());
+        let num = |v: &str, what: &str| v.trim().parse::<f64>().map_err(|_| bad(what));
+        let mut pl = LivePlaylist::new(config);
+        let mut lines = text.lines();
+        if lines.next().map(str::trim) != Some("#EXTM3U") {
+            return Err(bad("no #EXTM3U"));
+        }
+        let mut head = Open::default();
+        let mut extinf: Option<f64> = None;
+        for line in lines {
+            let line = line.trim();
+            let (tag, value) = line.split_once(':').unwrap_or((line, ""));
+            match tag {
+                "#EXT-X-MEDIA-SEQUENCE" => {
+                    pl.media_sequence = value.parse().map_err(|_| bad("media sequence"))?
+                }
+                "#EXT-X-DISCONTINUITY-SEQUENCE" => {
+                    pl.discontinuity_sequence =
+                        value.parse().map_err(|_| bad("discontinuity sequence"))?
+                }
+                "#EXT-X-TARGETDURATION" => {
+                    let td = num(value, "target duration")?;
+                    pl.max_segment_s = pl.max_segment_s.max(td - 0.5);
+                }
+                "#EXT-X-PART-INF" => {
+                    let pt = num(attr(value, "PART-TARGET").unwrap_or(""), "part target")?;
+                    pl.max_part_s = pl.max_part_s.max(pt);
+                }
+                "#EXT-X-SKIP" => return Err(bad("a delta update")),
+                "#EXT-X-DISCONTINUITY" => head.discontinuity = true,
+                "#EXT-X-PROGRAM-DATE-TIME" => {
+                    let date = chrono::DateTime::parse_from_rfc3339(value)
+                        .map_err(|_| bad("program date-time"))?;
+                    head.pdt_ms = Some(date.timestamp_millis());
+                }
+                "#EXT-X-PART" => {
+                    let d = num(attr(value, "DURATION").unwrap_or(""), "part duration")?;
+                    let uri = attr(value, "URI").ok_or_else(|| bad("part URI"))?;
+                    pl.max_part_s = pl.max_part_s.max(d);
+                    head.parts.push(Part {
+                        uri: uri.to_string(),
+                        duration_s: d,
+                        independent: attr(value, "INDEPENDENT") == Some("YES"),
+                    });
+                }
+                "#EXTINF" => {
+                    let d = value.split(',').next().unwrap_or("");
+                    extinf = Some(num(d, "EXTINF")?);
+                }
+                "#EXT-X-PRELOAD-HINT" => pl.preload_hint = attr(value, "URI").map(str::to_string),
+                "#EXT-X-ENDLIST" => pl.ended = true,
+                _ if !line.is_empty() && !line.starts_with('#') => {
+                    let d = extinf.take().ok_or_else(|| bad("a URI without EXTINF"))?;
+                    let h = std::mem::take(&mut head);
+                    pl.max_segment_s = pl.max_segment_s.max(d);
+                    pl.segments.push_back(Segment {
+                        uri: line.to_string(),
+                        duration_s: d,
+                        pdt_ms: h.pdt_ms,
+                        discontinuity: h.discontinuity,
+                        parts: h.parts,
+                    });
+                }
+                _ => {}
+            }
+        }
+        pl.open = head;
+        Ok(pl)
+    }
+
+    /// The DVR window's length now, seconds (sum of listed EXTINFs).
+    pub fn listed_s(&self) -> f64 {
+        self.segments.iter().map(|s| s.duration_s).sum()
+    }
+}
+
 /// Delivery directives of a playlist request (§6.2.5).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Directives {
@@ -1016,6 +1131,27 @@ s5.m4s
             decide(&pl, "_HLS_part=1"),
             Reload::BadRequest(PartWithoutMsn)
         );
+    }
+
+    #[test]
+    fn rendered_text_reads_back_to_the_same_playlist() {
+        let mut pl = playlist(30.0);
+        for n in 0..4 {
+            segment(&mut pl, n, &[0.5, 0.5]);
+        }
+        pl.begin_segment(Some(T0 + 4000), true).unwrap();
+        pl.push_part("p4.0.m4s", 0.5, true).unwrap();
+        pl.set_preload_hint("p4.1.m4s").unwrap();
+        let text = pl.render(&RenderOptions::default());
+        let back = LivePlaylist::parse(&text, pl.config.clone()).unwrap();
+        assert_eq!(back.render(&RenderOptions::default()), text);
+        assert_eq!(back.last_position(), pl.last_position());
+        let d = Directives::parse("_HLS_msn=4&_HLS_part=1").unwrap();
+        assert_eq!(blocking_reload(&back, &d), Reload::Wait);
+        let d = Directives::parse("_HLS_msn=4&_HLS_part=0").unwrap();
+        assert_eq!(blocking_reload(&back, &d), Reload::Ready);
+        assert!(LivePlaylist::parse("#EXTM3U\n#EXTINF:x,\na.m4s\n", pl.config.clone()).is_err());
+        assert!(LivePlaylist::parse("garbage", pl.config.clone()).is_err());
     }
 
     #[test]

@@ -111,6 +111,8 @@ pub enum HlsPath {
     Part(TrackName, u32, u32),
 }
 
+/// Initialization section file name inside a track directory.
+pub const INIT_NAME: &str = "init.mp4";
 /// Master playlist file name.
 pub const MASTER_NAME: &str = "master.m3u8";
 

@@ -42,6 +42,7 @@ fn run(
                 duration_s,
                 independent,
                 starts_segment,
+                ..
             } => {
                 let t = tracks.entry(track).or_default();
                 t.parts.push((

@@ -14,6 +14,8 @@ pub enum EdgeError {
     Store(String),
     /// The control plane failed or is unreachable.
     Upstream(String),
+    /// Not available yet (a blocked LL-HLS request that timed out).
+    Unavailable(String),
 }
 
 impl IntoResponse for EdgeError {
@@ -28,6 +30,7 @@ impl IntoResponse for EdgeError {
                     "media store unavailable".into(),
                 )
             }
+            EdgeError::Unavailable(r) => (StatusCode::SERVICE_UNAVAILABLE, r),
             EdgeError::Upstream(e) => {
                 warn!(error = %e, "control plane error");
                 (StatusCode::BAD_GATEWAY, "control plane unavailable".into())

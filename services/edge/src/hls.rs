@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
@@ -50,6 +50,7 @@ pub const CACHE_GROWING: &str = "public, max-age=1";
 pub async fn serve(
     State(state): State<Arc<AppState>>,
     Path((video, rest)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, EdgeError> {
@@ -75,8 +76,27 @@ pub async fn serve(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
 
-    if let HlsPath::MediaPlaylist(_) = &path {
+    let live = status == Some(VideoStatus::Live);
+    if let HlsPath::MediaPlaylist(track) = &path {
+        let query = query.as_deref().unwrap_or("");
+        if live || query.contains("_HLS_") {
+            return crate::live::media_playlist(
+                &state,
+                &id,
+                track.as_str(),
+                &key,
+                query,
+                method == Method::HEAD,
+            )
+            .await;
+        }
         return media_playlist(&state, &id, &path, &key, &method, if_none_match).await;
+    }
+    if let (true, HlsPath::Part(track, ..)) = (live, &path) {
+        // A preload-hinted part blocks until it is complete (§6.2.6).
+        if !crate::live::wait_for_object(&state, &id, track.as_str(), &key).await? {
+            return Err(EdgeError::NotFound);
+        }
     }
     if !path.is_immutable() {
         // Playlists: small, read whole; Range is ignored (RFC 9110 §14.2
@@ -220,6 +240,29 @@ async fn media_playlist(
         .await
         .map_err(|e| EdgeError::Store(e.to_string()))?;
     let finished = contains(&body, b"#EXT-X-ENDLIST");
+    if contains(&body, b"#EXT-X-PART-INF") {
+        // A channel's recording: LL-HLS text m3u8-rs cannot rewrite (it has
+        // PDTs of its own already).
+        let cache = if finished {
+            CACHE_FINISHED
+        } else {
+            CACHE_GROWING
+        };
+        let mut resp = Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, path.content_type())
+            .header(header::CACHE_CONTROL, cache)
+            .header(header::CONTENT_LENGTH, body.len());
+        if !object_tag.is_empty() {
+            resp = resp.header(header::ETAG, quote(&object_tag));
+        }
+        let body = if *method == Method::HEAD {
+            Body::empty()
+        } else {
+            Body::from(body)
+        };
+        return resp.body(body).map_err(|e| EdgeError::Store(e.to_string()));
+    }
     let video: VideoId = id.parse().map_err(|_| EdgeError::NotFound)?;
     let anchor = stream_clock::Anchor::from_ulid_ms(video.timestamp_ms());
     let (text, etag, cache) = match &marks {

@@ -11,6 +11,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod hls;
+pub mod live;
 
 use std::sync::Arc;
 
@@ -37,6 +38,12 @@ pub struct AppState {
     pub control: ControlPlaneClient<Channel>,
     pub ingest_public_url: String,
     pub marker_public_url: String,
+    /// Wakes blocked LL-HLS requests (fed by [`live::run_notifications`]).
+    pub live: Arc<live::LiveNotifier>,
+    /// NATS, for live part notifications.
+    pub nats: stream_bus::async_nats::Client,
+    /// Subject prefix.
+    pub bus_prefix: String,
 }
 
 /// Connect to Redis and the store; the control channel connects lazily.
@@ -57,6 +64,9 @@ pub async fn connect(config: &EdgeConfig) -> anyhow::Result<Arc<AppState>> {
         control: ControlPlaneClient::new(channel),
         ingest_public_url: config.ingest_public_url.clone(),
         marker_public_url: config.marker_public_url.clone(),
+        live: Arc::new(live::LiveNotifier::default()),
+        nats: stream_bus::async_nats::connect(&config.common.nats_url).await?,
+        bus_prefix: config.common.bus_prefix.clone(),
     }))
 }
 
@@ -118,10 +128,21 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let state = connect(&config).await?;
+    let notifications = tokio::spawn(live::run_notifications(
+        state.nats.clone(),
+        state.bus_prefix.clone(),
+        state.live.clone(),
+        shutdown.clone(),
+    ));
     let app = router(state, &config);
     tracing::info!(addr = %listener.local_addr()?, "edge listening");
     axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .with_graceful_shutdown({
+            let shutdown = shutdown.clone();
+            async move { shutdown.cancelled().await }
+        })
         .await?;
+    shutdown.cancel();
+    let _ = notifications.await;
     Ok(())
 }

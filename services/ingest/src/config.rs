@@ -69,6 +69,16 @@ pub struct IngestConfig {
     /// declared duration and what was decoded), seconds.
     #[arg(long, env = "JOB_WALL_PER_MEDIA_S", default_value_t = 10.0)]
     pub job_wall_per_media_s: f64,
+    /// Live channels this process runs at once (0 = none).
+    #[arg(long, env = "INGEST_LIVE_CHANNELS", default_value_t = 4)]
+    pub live_channels: usize,
+    /// Seconds of every live rendition kept and listed (the DVR window),
+    /// unless the channel sets its own.
+    #[arg(long, env = "LIVE_DVR_WINDOW_S", default_value_t = 7200.0)]
+    pub live_dvr_window_s: f64,
+    /// Nominal LL-HLS part duration, seconds.
+    #[arg(long, env = "LIVE_PART_SECONDS", default_value_t = 0.5)]
+    pub live_part_seconds: f64,
     /// Browser origins allowed to call the API (comma-separated).
     #[arg(
         long,
@@ -128,6 +138,24 @@ impl IngestConfig {
             return Err(format!(
                 "JOB_MAX_WALL_S={} and JOB_WALL_PER_MEDIA_S={}: use ≥ 1 and ≥ 0",
                 self.job_max_wall_s, self.job_wall_per_media_s
+            ));
+        }
+        if self.live_channels > 64 {
+            return Err(format!(
+                "INGEST_LIVE_CHANNELS={}: at most 64",
+                self.live_channels
+            ));
+        }
+        if !(60.0..=86_400.0).contains(&self.live_dvr_window_s) {
+            return Err(format!(
+                "LIVE_DVR_WINDOW_S={}: use 60 to 86400",
+                self.live_dvr_window_s
+            ));
+        }
+        if !(0.1..=self.segment_seconds / 2.0).contains(&self.live_part_seconds) {
+            return Err(format!(
+                "LIVE_PART_SECONDS={}: use 0.1 to half a segment",
+                self.live_part_seconds
             ));
         }
         if self.transcoder_max_memory_bytes < (256 << 20) {

@@ -50,6 +50,38 @@ pub fn check_url(raw: &str) -> Result<Url, FetchError> {
     Ok(url)
 }
 
+/// Check a live pull URL's shape: http(s), rtmp(s), rtsp or srt, a host,
+/// an explicit or known port, no credentials. No network I/O.
+pub fn check_pull_url(raw: &str) -> Result<Url, FetchError> {
+    let mut url = Url::parse(raw).map_err(|e| FetchError::Rejected(format!("{raw:?}: {e}")))?;
+    let default_port = match url.scheme() {
+        "http" => 80,
+        "https" => 443,
+        "rtmp" => 1935,
+        "rtmps" => 443,
+        "rtsp" => 554,
+        "srt" => 0,
+        other => {
+            return Err(FetchError::Rejected(format!(
+                "scheme {other:?} (http, https, rtmp, rtmps, rtsp or srt)"
+            )))
+        }
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(FetchError::Rejected("credentials in URL".into()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(FetchError::Rejected("no host".into()));
+    }
+    if url.port().is_none() {
+        if default_port == 0 {
+            return Err(FetchError::Rejected("srt URLs need a port".into()));
+        }
+        let _ = url.set_port(Some(default_port));
+    }
+    Ok(url)
+}
+
 /// Whether an address is on the public internet: not loopback, private
 /// (RFC 1918, RFC 4193), link-local, CGNAT (RFC 6598), unspecified,
 /// multicast, broadcast, documentation or benchmarking ranges.

@@ -5,6 +5,8 @@
 //! * [`config`] — settings.
 //! * [`api`] — the HTTP API (axum).
 //! * [`worker`] — job loop: fetch source, transcode, publish, ack.
+//! * [`live`] — live channel workers: run a channel, publish LL-HLS parts,
+//!   playlists and the master while it runs, VOD when it stops.
 //! * [`publish`] — scratch → media store, master playlist, bitrates.
 //! * [`fetch`] — URL imports behind an SSRF guard.
 //! * [`transcoder`] — transcodes in a child process under resource limits
@@ -13,6 +15,7 @@
 pub mod api;
 pub mod config;
 pub mod fetch;
+pub mod live;
 pub mod publish;
 pub mod transcoder;
 pub mod worker;
@@ -40,6 +43,12 @@ pub struct Shared {
     pub transcode: TranscodeOptions,
     /// Runs each transcode in a child process.
     pub transcoder: transcoder::Transcoder,
+    /// Live channels this process runs at once.
+    pub live_channels: usize,
+    /// Default DVR window, seconds.
+    pub live_dvr_window_s: f64,
+    /// Nominal LL-HLS part duration, seconds.
+    pub live_part_s: f64,
     /// Wall-clock budget of a job: base, seconds (`JOB_MAX_WALL_S`).
     pub job_max_wall_s: f64,
     /// Wall-clock budget of a job: seconds per media second.
@@ -99,6 +108,9 @@ pub async fn connect(
                 ..Default::default()
             },
         },
+        live_channels: config.live_channels,
+        live_dvr_window_s: config.live_dvr_window_s,
+        live_part_s: config.live_part_seconds,
         job_max_wall_s: config.job_max_wall_s,
         job_wall_per_media_s: config.job_wall_per_media_s,
         max_upload_bytes: config.max_upload_bytes,
@@ -136,6 +148,7 @@ pub async fn run(
         workers.push(tokio::spawn(worker::run(shared.clone(), w)));
     }
     workers.push(tokio::spawn(worker::report_exhausted(shared.clone())));
+    workers.push(tokio::spawn(live::run(shared.clone())));
     let app = router(shared.clone(), &config);
     let s = shutdown.clone();
     axum::serve(listener, app)

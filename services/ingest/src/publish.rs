@@ -143,34 +143,16 @@ impl Publisher {
     }
 
     async fn write_master(&self, measured: bool) -> Result<(), PublishError> {
-        let mut videos = Vec::new();
-        let mut audio = None;
-        for (i, t) in self.tracks.iter().enumerate() {
-            let (peak, avg) = self.bitrates(i, measured);
-            match &t.track.kind {
-                TrackKind::Video { plan, frame_rate } => videos.push(VideoVariant {
-                    uri: format!("{}/{PLAYLIST_NAME}", t.track.name),
-                    width: plan.width,
-                    height: plan.height,
-                    frame_rate: *frame_rate,
-                    codecs: t.track.codecs.clone(),
-                    peak_bps: peak,
-                    average_bps: avg,
-                }),
-                TrackKind::Audio { channels, .. } => {
-                    audio = Some(AudioRendition {
-                        uri: format!("{}/{PLAYLIST_NAME}", t.track.name),
-                        codecs: t.track.codecs.clone(),
-                        channels: *channels,
-                        peak_bps: peak,
-                        average_bps: avg,
-                    })
-                }
-            }
-        }
-        let text = write_master(&videos, audio.as_ref());
+        let tracks: Vec<(&Track, (u64, u64))> = self
+            .tracks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (&t.track, self.bitrates(i, measured)))
+            .collect();
         let key = MediaStore::video_object(&self.video_id, MASTER_NAME);
-        self.store.put_bytes(&key, Bytes::from(text)).await?;
+        self.store
+            .put_bytes(&key, Bytes::from(master_text(&tracks)))
+            .await?;
         Ok(())
     }
 
@@ -181,10 +163,7 @@ impl Publisher {
         if measured && !t.segments.is_empty() {
             return measure(&t.segments, t.target_duration_s);
         }
-        match &t.track.kind {
-            TrackKind::Video { plan, .. } => (plan.max_bitrate, plan.video_bitrate),
-            TrackKind::Audio { bitrate, .. } => (*bitrate * 11 / 10, *bitrate),
-        }
+        target_bitrates(&t.track)
     }
 
     /// The renditions as event payloads (measured bitrates when `measured`).
@@ -196,23 +175,7 @@ impl Publisher {
 
     fn rendition(&self, i: usize, measured: bool) -> media::Rendition {
         let t = &self.tracks[i];
-        let (peak, avg) = self.bitrates(i, measured);
-        let (width, height, frame_rate, audio) = match &t.track.kind {
-            TrackKind::Video { plan, frame_rate } => (plan.width, plan.height, *frame_rate, false),
-            TrackKind::Audio { .. } => (0, 0, 0.0, true),
-        };
-        media::Rendition {
-            name: t.track.name.clone(),
-            width,
-            height,
-            bandwidth_bps: peak,
-            average_bandwidth_bps: avg,
-            codecs: t.track.codecs.clone(),
-            frame_rate,
-            playlist: format!("{}/{PLAYLIST_NAME}", t.track.name),
-            audio,
-            ready: t.ended,
-        }
+        rendition_of(&t.track, self.bitrates(i, measured), t.ended)
     }
 
     /// Names of tracks that ended, in order.
@@ -237,5 +200,63 @@ impl Publisher {
             .filter(|t| matches!(t.track.kind, TrackKind::Video { .. }))
             .map(|t| t.segments.iter().map(|(d, _)| d).sum::<f64>())
             .fold(0.0, f64::max)
+    }
+}
+
+/// The master playlist of `tracks`, each with its (peak, average) bit/s.
+pub fn master_text(tracks: &[(&Track, (u64, u64))]) -> String {
+    let mut videos = Vec::new();
+    let mut audio = None;
+    for (track, (peak, avg)) in tracks {
+        let uri = format!("{}/{PLAYLIST_NAME}", track.name);
+        match &track.kind {
+            TrackKind::Video { plan, frame_rate } => videos.push(VideoVariant {
+                uri,
+                width: plan.width,
+                height: plan.height,
+                frame_rate: *frame_rate,
+                codecs: track.codecs.clone(),
+                peak_bps: *peak,
+                average_bps: *avg,
+            }),
+            TrackKind::Audio { channels, .. } => {
+                audio = Some(AudioRendition {
+                    uri,
+                    codecs: track.codecs.clone(),
+                    channels: *channels,
+                    peak_bps: *peak,
+                    average_bps: *avg,
+                })
+            }
+        }
+    }
+    write_master(&videos, audio.as_ref())
+}
+
+/// Encoder targets of a track as (peak, average) bit/s.
+pub fn target_bitrates(track: &Track) -> (u64, u64) {
+    match &track.kind {
+        TrackKind::Video { plan, .. } => (plan.max_bitrate, plan.video_bitrate),
+        TrackKind::Audio { bitrate, .. } => (*bitrate * 11 / 10, *bitrate),
+    }
+}
+
+/// A track as an event payload.
+pub fn rendition_of(track: &Track, (peak, avg): (u64, u64), ready: bool) -> media::Rendition {
+    let (width, height, frame_rate, audio) = match &track.kind {
+        TrackKind::Video { plan, frame_rate } => (plan.width, plan.height, *frame_rate, false),
+        TrackKind::Audio { .. } => (0, 0, 0.0, true),
+    };
+    media::Rendition {
+        name: track.name.clone(),
+        width,
+        height,
+        bandwidth_bps: peak,
+        average_bandwidth_bps: avg,
+        codecs: track.codecs.clone(),
+        frame_rate,
+        playlist: format!("{}/{PLAYLIST_NAME}", track.name),
+        audio,
+        ready,
     }
 }

@@ -122,6 +122,10 @@ pub enum LiveEvent {
         independent: bool,
         /// First part of a new segment.
         starts_segment: bool,
+        /// The next part starts a new segment: this one ends its segment
+        /// (false for a track's last part, which [`LiveEvent::TrackEnded`]
+        /// closes).
+        next_starts_segment: bool,
     },
     /// A track's last part was delivered (the channel stopped).
     TrackEnded { track: String },
@@ -156,6 +160,7 @@ pub(crate) enum LiveNote {
         duration_s: f64,
         independent: bool,
         starts_segment: bool,
+        next_starts_segment: bool,
     },
     Ended {
         track: usize,
@@ -478,6 +483,7 @@ pub fn run_live(
                     duration_s,
                     independent,
                     starts_segment,
+                    next_starts_segment,
                 } => LiveEvent::Part {
                     track: track_names[track].clone(),
                     bytes,
@@ -485,6 +491,7 @@ pub fn run_live(
                     duration_s,
                     independent,
                     starts_segment,
+                    next_starts_segment,
                 },
                 LiveNote::Ended { track } => LiveEvent::TrackEnded {
                     track: track_names[track].clone(),

@@ -101,7 +101,7 @@ impl TrackPackager {
                 let too_long =
                     dts - start + self.last_duration > self.part_ticks + self.part_ticks / 50;
                 if starts_segment || too_long {
-                    self.emit_part(dts - start, notes)?;
+                    self.emit_part(dts - start, starts_segment, notes)?;
                     self.part_start = Some(dts);
                     self.part_starts_segment = starts_segment;
                     self.part_independent = !self.is_video || packet.is_key();
@@ -132,7 +132,12 @@ impl TrackPackager {
         }
     }
 
-    fn emit_part(&mut self, duration: i64, notes: &Sender<LiveNote>) -> Result<(), MediaError> {
+    fn emit_part(
+        &mut self,
+        duration: i64,
+        next_starts_segment: bool,
+        notes: &Sender<LiveNote>,
+    ) -> Result<(), MediaError> {
         let bytes = self.muxer.cut()?;
         if bytes.is_empty() {
             return Ok(());
@@ -146,6 +151,7 @@ impl TrackPackager {
                 duration_s: self.seconds(duration),
                 independent: self.part_independent,
                 starts_segment: self.part_starts_segment,
+                next_starts_segment,
             })
             .map_err(|_| MediaError::Pipeline("caller stopped".into()))
     }
@@ -157,7 +163,7 @@ impl TrackPackager {
             last.set_duration(self.last_duration.max(1));
             self.muxer.write(last)?;
             let start = self.part_start.unwrap_or(dts);
-            self.emit_part(dts + self.last_duration.max(1) - start, notes)?;
+            self.emit_part(dts + self.last_duration.max(1) - start, false, notes)?;
         }
         notes
             .send(LiveNote::Ended { track: self.track })

@@ -1,0 +1,280 @@
+//! Live channels through the whole stack: a LiveJob on the live work
+//! queue → ingest runs the channel → LL-HLS at the edge (valid playlists,
+//! blocking reload, preload-hinted parts) → stop → VOD that decodes whole.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use stream_bus::{media, video_event::Kind, Bus, LiveJob};
+use stream_hls::live::{LiveConfig, LivePlaylist};
+use stream_testkit::samples;
+use stream_tests::{Outcome, Stack, StackOptions};
+
+fn config() -> LiveConfig {
+    LiveConfig {
+        target_duration_s: 1,
+        part_target_s: 0.01,
+        window_s: f64::MAX,
+        map_uri: Some("init.mp4".into()),
+    }
+}
+
+async fn start(
+    stack: &Stack,
+    source: media::live_job::Source,
+    latency: media::LiveLatency,
+) -> (Bus, String) {
+    let bus = Bus::connect(&stream_testkit::env::nats_url(), &stack.prefix)
+        .await
+        .unwrap();
+    let id = stream_hls::VideoId::generate().to_string();
+    bus.publish_live_job(&LiveJob {
+        video_id: id.clone(),
+        title: "test channel".into(),
+        source: Some(source),
+        latency: latency as i32,
+        dvr_window_s: 0.0,
+        submitted_at_ms: 0,
+    })
+    .await
+    .unwrap();
+    (bus, id)
+}
+
+/// Wait for a `live` event of `id`.
+async fn wait_live(stack: &Stack, id: &str) {
+    let mut sub = stack
+        .nats
+        .subscribe(format!("{}.video.{id}.live", stack.prefix))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // The event may have come before we subscribed: the master tells.
+        if stack
+            .edge_get(&format!("/hls/{id}/master.m3u8"))
+            .await
+            .unwrap()
+            .status()
+            == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "channel never went live");
+        let _ = tokio::time::timeout(Duration::from_millis(500), sub.next()).await;
+    }
+}
+
+async fn playlist(stack: &Stack, id: &str, track: &str, query: &str) -> (u16, String) {
+    let resp = stack
+        .edge_get(&format!("/hls/{id}/{track}/index.m3u8{query}"))
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generator_channel_serves_ll_hls_with_blocking_reload_and_becomes_vod() {
+    let stack = Stack::start(StackOptions {
+        ladder: Some("360:800k,240:400k".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut outcomes = stack.watch_outcomes().await.unwrap();
+    let (bus, id) = start(
+        &stack,
+        media::live_job::Source::Generator(media::LiveGenerator {
+            event_interval_s: 2.0,
+            width: 640,
+            height: 360,
+        }),
+        media::LiveLatency::Low,
+    )
+    .await;
+    wait_live(&stack, &id).await;
+    // Let a few segments accumulate.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // Playlists are valid LL-HLS in every rendition.
+    for track in ["360p", "240p", "audio"] {
+        let (status, text) = playlist(&stack, &id, track, "").await;
+        assert_eq!(status, 200, "{track}");
+        for tag in [
+            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES",
+            "#EXT-X-PART-INF:PART-TARGET=",
+            "#EXT-X-PART:",
+            "INDEPENDENT=YES",
+            "#EXT-X-PRELOAD-HINT:TYPE=PART",
+            "#EXT-X-RENDITION-REPORT:",
+            "#EXT-X-PROGRAM-DATE-TIME:",
+            "#EXT-X-MAP:URI=\"init.mp4\"",
+        ] {
+            assert!(text.contains(tag), "{track} lacks {tag}:\n{text}");
+        }
+        let pl = LivePlaylist::parse(&text, config()).unwrap();
+        // PART-TARGET ≥ every part; parts sum to their segment within a frame.
+        pl.check(0.04)
+            .unwrap_or_else(|e| panic!("{track}: {e:?}\n{text}"));
+        assert!(
+            pl.segments().count() >= 1,
+            "{track}: no segment yet\n{text}"
+        );
+        // Media sequence numbers: segments are named by theirs.
+        for (i, s) in pl.segments().enumerate() {
+            assert_eq!(
+                s.uri,
+                format!("seg_{:05}.m4s", pl.media_sequence() + i as u64)
+            );
+        }
+    }
+
+    // Blocking reload: ask for the next part; the answer comes when it is
+    // published (well before the 3-target-duration timeout).
+    let (_, text) = playlist(&stack, &id, "360p", "").await;
+    let pl = LivePlaylist::parse(&text, config()).unwrap();
+    let last = pl.last_position().unwrap();
+    let (msn, part) = (last.msn, last.part.map_or(0, |p| p + 1));
+    let mut notes = stack
+        .nats
+        .subscribe(format!("{}.live.{id}.360p.part", stack.prefix))
+        .await
+        .unwrap();
+    let asked = Instant::now();
+    let (status, blocked) = playlist(
+        &stack,
+        &id,
+        "360p",
+        &format!("?_HLS_msn={msn}&_HLS_part={part}"),
+    )
+    .await;
+    let answered = asked.elapsed();
+    assert_eq!(status, 200);
+    let after = LivePlaylist::parse(&blocked, config()).unwrap();
+    let now = after.last_position().unwrap();
+    assert!(
+        (now.msn, now.part.map_or(-1, i64::from)) >= (msn, i64::from(part)) || now.msn > msn,
+        "answered before the part existed: {now:?} for {msn}.{part}"
+    );
+    assert!(answered < Duration::from_secs(5), "held {answered:?}");
+    // It was woken by a notification, not a timeout: one arrived meanwhile.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), notes.next())
+            .await
+            .is_ok()
+            || answered < Duration::from_secs(2)
+    );
+
+    // Beyond the next segment + 1: 400; malformed: 400.
+    let (status, _) = playlist(&stack, &id, "360p", &format!("?_HLS_msn={}", now.msn + 5)).await;
+    assert_eq!(status, 400);
+    let (status, _) = playlist(&stack, &id, "360p", "?_HLS_part=1").await;
+    assert_eq!(status, 400);
+
+    // A preload-hinted part blocks until complete, then is served whole.
+    let (_, text) = playlist(&stack, &id, "240p", "").await;
+    let hint = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
+        .map(|l| l.trim_end_matches('"').to_string())
+        .expect("preload hint");
+    let resp = stack
+        .edge_get(&format!("/hls/{id}/240p/{hint}"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "hinted part {hint}");
+    assert!(resp.bytes().await.unwrap().len() > 100);
+
+    // Generator events became markers on the channel's timeline.
+    let markers: serde_json::Value = stack
+        .http
+        .get(format!("{}/v1/videos/{id}/markers", stack.marker))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = markers["markers"].as_array().cloned().unwrap_or_default();
+    assert!(!list.is_empty(), "no event markers: {markers}");
+
+    // Stop: the reply comes once the recording is ready.
+    let reply = stack
+        .nats
+        .request(bus.subjects().live_stop(&id), "".into())
+        .await
+        .unwrap();
+    assert!(reply.payload.is_empty(), "{:?}", reply.payload);
+    match outcomes.wait(&id, Duration::from_secs(30)).await.unwrap() {
+        Outcome::Ready(r) => assert!(r.duration_s > 5.0, "{}", r.duration_s),
+        Outcome::Failed(f) => panic!("{}", f.reason),
+    }
+    let (_, text) = playlist(&stack, &id, "360p", "").await;
+    assert!(text.contains("#EXT-X-ENDLIST"), "{text}");
+    assert!(!text.contains("#EXT-X-PRELOAD-HINT"));
+    // The recording decodes whole.
+    let dir = tempfile::tempdir().unwrap();
+    stack.download_hls(&id, dir.path()).await.unwrap();
+    let pl = LivePlaylist::parse(&text, config()).unwrap();
+    let mut bytes = std::fs::read(dir.path().join("360p/init.mp4")).unwrap();
+    for s in pl.segments() {
+        bytes.extend(std::fs::read(dir.path().join("360p").join(&s.uri)).unwrap());
+    }
+    let file = dir.path().join("360p.mp4");
+    std::fs::write(&file, bytes).unwrap();
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_played_live_once_ends_by_itself_as_vod() {
+    let stack = Stack::start(StackOptions {
+        ladder: Some("240:400k".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut outcomes = stack.watch_outcomes().await.unwrap();
+    // Any object in the store can be played: upload carphone as a video
+    // first and play its source.
+    let vod = stack.ingest_ready(samples::CARPHONE).await.unwrap();
+    let (_, id) = start(
+        &stack,
+        media::live_job::Source::File(media::LiveFile {
+            object_key: format!("uploads/{vod}/source"),
+            r#loop: false,
+        }),
+        media::LiveLatency::Normal,
+    )
+    .await;
+    let ready = match outcomes.wait(&id, Duration::from_secs(60)).await.unwrap() {
+        Outcome::Ready(r) => r,
+        Outcome::Failed(f) => panic!("{}", f.reason),
+    };
+    let events: Vec<_> = outcomes
+        .events(&id)
+        .iter()
+        .filter(|e| matches!(e.kind, Some(Kind::Live(_))))
+        .collect();
+    assert_eq!(events.len(), 1, "one live event before ready");
+    assert_eq!(ready.renditions.len(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    stack.download_hls(&id, dir.path()).await.unwrap();
+    let name = &ready.renditions[0].name;
+    let text = std::fs::read_to_string(dir.path().join(name).join("index.m3u8")).unwrap();
+    let pl = LivePlaylist::parse(&text, config()).unwrap();
+    let total: f64 = pl.segments().map(|s| s.duration_s).sum();
+    // carphone: 120 frames at 29.97 fps.
+    assert!((total - 4.004).abs() < 0.05, "recording lasts {total} s");
+    stack.stop().await;
+}
