@@ -49,6 +49,8 @@ pub struct StackOptions {
     pub workers: Option<usize>,
     /// Live channels ingest runs at once (default 2).
     pub live_channels: Option<usize>,
+    /// `LIVE_IDLE_STOP_S` (default 60).
+    pub live_idle_stop_s: Option<f64>,
 }
 
 /// The `test-transcoder` binary of this package: beside the running test
@@ -164,6 +166,7 @@ impl Stack {
             live_channels: opts.live_channels.unwrap_or(2),
             live_dvr_window_s: 7200.0,
             live_part_seconds: 0.5,
+            live_idle_stop_s: opts.live_idle_stop_s.unwrap_or(60.0),
         };
         ingest_cfg.validate().map_err(|e| anyhow!(e))?;
         let s = shutdown.clone();

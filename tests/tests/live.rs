@@ -278,3 +278,54 @@ async fn a_file_played_live_once_ends_by_itself_as_vod() {
     assert!((total - 4.004).abs() < 0.05, "recording lasts {total} s");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pulled_url_goes_live_and_stops_when_nobody_watches() {
+    // The source: the bbb sample over HTTP from this test (loopback, so the
+    // SSRF guard's escape hatch is on).
+    let dir = samples::path(samples::BIG_BUCK_BUNNY)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let app = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir));
+        axum::serve(listener, app).await.unwrap();
+    });
+    let stack = Stack::start(StackOptions {
+        ladder: Some("240:400k".into()),
+        allow_private_urls: true,
+        live_idle_stop_s: Some(2.0),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut outcomes = stack.watch_outcomes().await.unwrap();
+    let url = format!(
+        "http://{addr}/{}",
+        samples::path(samples::BIG_BUCK_BUNNY)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+    );
+    let (_, id) = start(
+        &stack,
+        media::live_job::Source::Pull(media::LivePull { url }),
+        media::LiveLatency::Low,
+    )
+    .await;
+    wait_live(&stack, &id).await;
+    let ready = match outcomes.wait(&id, Duration::from_secs(60)).await.unwrap() {
+        Outcome::Ready(r) => r,
+        Outcome::Failed(f) => panic!("{}", f.reason),
+    };
+    let name = &ready.renditions[0].name;
+    let (_, text) = playlist(&stack, &id, name, "").await;
+    let pl = LivePlaylist::parse(&text, config()).unwrap();
+    let total: f64 = pl.segments().map(|s| s.duration_s).sum();
+    // Stopped for idleness (2 s without viewers), before the 5.3 s source ended.
+    assert!(total > 0.5 && total < 5.0, "recording lasts {total} s");
+    server.abort();
+    stack.stop().await;
+}

@@ -333,6 +333,22 @@ impl Catalog {
         Ok(self.read(id).await?.map(|(_, r)| r))
     }
 
+    /// Viewer sessions of a video alive at `now_ms` (Unix ms): members of
+    /// the control plane's `P:video-sessions:<id>` whose expiry is later
+    /// (read only here; the control plane's session scripts write it).
+    /// Live workers stop an idle pulled channel by it.
+    pub async fn live_sessions(&self, id: &str, now_ms: i64) -> Result<u64, CatalogError> {
+        let mut conn = self.redis.clone();
+        let key = format!("{}:video-sessions:{id}", self.prefix);
+        let n: u64 = redis::cmd("ZCOUNT")
+            .arg(&key)
+            .arg(format!("({now_ms}"))
+            .arg("+inf")
+            .query_async(&mut conn)
+            .await?;
+        Ok(n)
+    }
+
     /// Videos newest first: up to `limit` (clamped to 1..=[`MAX_PAGE`])
     /// strictly older than `after` (an id from a previous page). Returns the
     /// page and the id to continue after, if more may follow.

@@ -79,6 +79,10 @@ pub struct IngestConfig {
     /// Nominal LL-HLS part duration, seconds.
     #[arg(long, env = "LIVE_PART_SECONDS", default_value_t = 0.5)]
     pub live_part_seconds: f64,
+    /// A pulled channel whose viewers (control-plane sessions) have all
+    /// been gone this long stops by itself, seconds (0 = never).
+    #[arg(long, env = "LIVE_IDLE_STOP_S", default_value_t = 60.0)]
+    pub live_idle_stop_s: f64,
     /// Browser origins allowed to call the API (comma-separated).
     #[arg(
         long,

@@ -49,6 +49,9 @@ pub struct Shared {
     pub live_dvr_window_s: f64,
     /// Nominal LL-HLS part duration, seconds.
     pub live_part_s: f64,
+    /// A pulled channel without viewer sessions for this long stops, s
+    /// (0 = never).
+    pub live_idle_stop_s: f64,
     /// Wall-clock budget of a job: base, seconds (`JOB_MAX_WALL_S`).
     pub job_max_wall_s: f64,
     /// Wall-clock budget of a job: seconds per media second.
@@ -111,6 +114,7 @@ pub async fn connect(
         live_channels: config.live_channels,
         live_dvr_window_s: config.live_dvr_window_s,
         live_part_s: config.live_part_seconds,
+        live_idle_stop_s: config.live_idle_stop_s,
         job_max_wall_s: config.job_max_wall_s,
         job_wall_per_media_s: config.job_wall_per_media_s,
         max_upload_bytes: config.max_upload_bytes,

@@ -227,9 +227,30 @@ async fn run_channel(shared: &Arc<Shared>, job: &media::LiveJob) -> Result<(), S
     let mut reply_to = Vec::new();
     let mut publish_error: Option<String> = None;
     let mut events_sent = 0u64;
+    // Pulled channels stop by themselves when nobody watches
+    // (`LIVE_IDLE_STOP_S`): viewers are the control plane's sessions.
+    let idle_stop = matches!(job.source, Some(Source::Pull(_))) && shared.live_idle_stop_s > 0.0;
+    let mut idle_check = tokio::time::interval(Duration::from_secs(1));
+    let mut last_viewer = Instant::now();
     loop {
         let ev = tokio::select! {
             ev = rx.recv() => ev,
+            _ = idle_check.tick(), if idle_stop && !stop.load(Ordering::Relaxed) => {
+                match shared.catalog.live_sessions(&video_id, unix_ms()).await {
+                    Ok(0) => {}
+                    Ok(_) => last_viewer = Instant::now(),
+                    // Unknown: keep the channel (and look again).
+                    Err(e) => {
+                        warn!(error = %e, "viewer count unavailable");
+                        last_viewer = Instant::now();
+                    }
+                }
+                if last_viewer.elapsed().as_secs_f64() >= shared.live_idle_stop_s {
+                    info!(idle_s = shared.live_idle_stop_s, "no viewers: stopping the pulled channel");
+                    stop.store(true, Ordering::Relaxed);
+                }
+                continue;
+            }
             Some(req) = stop_sub.next() => {
                 stop.store(true, Ordering::Relaxed);
                 if let Some(r) = req.reply {
