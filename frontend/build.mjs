@@ -1,4 +1,5 @@
-// Build dist/: index.html + main.js + main.css (video.js CSS included).
+// Build dist/: index.html + main.js + main.css (video.js CSS included), and
+// live.html + live.js (the low-latency hls.js player).
 import { build } from 'esbuild';
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 
@@ -6,7 +7,7 @@ const outdir = new URL('./dist/', import.meta.url).pathname;
 await rm(outdir, { recursive: true, force: true });
 await mkdir(outdir, { recursive: true });
 await build({
-  entryPoints: { main: 'src/main.js' },
+  entryPoints: { main: 'src/main.js', live: 'src/live.js' },
   absWorkingDir: new URL('.', import.meta.url).pathname,
   bundle: true,
   minify: true,
@@ -18,4 +19,5 @@ await build({
   logLevel: 'info',
 });
 await copyFile(new URL('./index.html', import.meta.url), `${outdir}index.html`);
+await copyFile(new URL('./live.html', import.meta.url), `${outdir}live.html`);
 console.log(`built ${outdir}`);

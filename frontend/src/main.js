@@ -77,6 +77,7 @@ async function listAllVideos() {
 // ---------- formatting ----------
 
 const isBusy = (v) => v.status === 'queued' || v.status === 'processing';
+const isLive = (v) => v.status === 'live';
 
 function formatDuration(s) {
   if (!s || !Number.isFinite(s)) return '';
@@ -89,6 +90,7 @@ function formatDuration(s) {
 
 function statusText(v) {
   if (v.status === 'processing') return `processing ${Math.floor(v.progress_percent || 0)}%`;
+  if (isLive(v)) return 'LIVE';
   return v.status || 'unknown';
 }
 
@@ -190,7 +192,9 @@ async function refresh() {
     showError('list-error', '');
     renderList();
     updateSelected();
-    if (videos.some(isBusy) || state.pending.size) next = POLL_MS;
+    // Poll while anything changes by itself: transcodes, and channels (a
+    // channel that stops becomes a recording).
+    if (videos.some((v) => isBusy(v) || isLive(v)) || state.pending.size) next = POLL_MS;
   } catch (e) {
     showError('list-error', `Could not load videos — ${e.message}`);
     next = RETRY_MS;
@@ -219,7 +223,9 @@ function ensurePlayer() {
     controls: true,
     fill: true,
     preload: 'auto',
-    liveui: false,
+    // Live channels: a DVR seek bar and a "live" button that jumps back to
+    // the live edge (video.js liveTracker).
+    liveui: true,
     html5: {
       // Use VHS (MSE) everywhere, also where the browser could play HLS natively.
       vhs: { overrideNative: true },
@@ -297,7 +303,9 @@ function loadSource(v) {
   // live edge. Start such videos from the beginning instead.
   const id = v.id;
   p.one('loadedmetadata', () => {
-    if (state.loadedId !== id || Number.isFinite(p.duration())) return;
+    // Channels start at the live edge (VHS joins there); go back with the
+    // seek bar (DVR window), return with the LIVE button.
+    if (state.loadedId !== id || Number.isFinite(p.duration()) || isLive(v)) return;
     const seekable = p.seekable();
     p.currentTime(seekable.length ? seekable.start(0) : 0);
   });
@@ -312,6 +320,9 @@ function updateSelected() {
   $('now-playing').hidden = false;
   $('np-title').textContent = v.title || v.id;
   $('np-meta').textContent = [statusText(v), ...metaParts(v)].join(' · ');
+  const low = $('np-low-latency');
+  low.hidden = !isLive(v);
+  low.href = `./live.html?id=${encodeURIComponent(v.id)}`;
   if (v.playback_url) {
     if (state.loadedId !== v.id) loadSource(v);
     return;

@@ -335,6 +335,63 @@ impl Stack {
         Ok(id)
     }
 
+    /// Start a live channel the way the control plane does (an `Accepted`
+    /// event with the channel's info, then a `LiveJob` on the live work
+    /// queue); returns its id.
+    pub async fn start_channel(
+        &self,
+        title: &str,
+        source: stream_bus::media::live_job::Source,
+        latency: stream_bus::media::LiveLatency,
+    ) -> Result<String> {
+        use stream_bus::media;
+        let bus = stream_bus::Bus::connect(&env::nats_url(), &self.prefix).await?;
+        let id = ulid::Ulid::new().to_string();
+        let accepted = stream_bus::event(
+            &id,
+            Kind::Accepted(media::Accepted {
+                title: title.into(),
+                size_bytes: 0,
+                source: "live:test".into(),
+                channel: Some(media::ChannelInfo {
+                    latency: latency as i32,
+                    dvr_window_s: 7200.0,
+                    r#loop: false,
+                }),
+            }),
+        );
+        bus.publish_event(&accepted).await?;
+        bus.publish_live_job(&stream_bus::LiveJob {
+            video_id: id.clone(),
+            title: title.into(),
+            source: Some(source),
+            latency: latency as i32,
+            dvr_window_s: 0.0,
+            submitted_at_ms: 0,
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// Wait (bounded) until a channel's master playlist is served.
+    pub async fn wait_live(&self, id: &str, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self
+                .edge_get(&format!("/hls/{id}/master.m3u8"))
+                .await?
+                .status()
+                .is_success()
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("channel {id} not live within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// `POST {marker}/v1/videos/{id}/markers` with a JSON body.
     pub async fn post_markers(
         &self,

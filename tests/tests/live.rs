@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use stream_bus::{media, video_event::Kind, Bus, LiveJob};
+use stream_bus::{media, video_event::Kind, Bus};
 use stream_hls::live::{LiveConfig, LivePlaylist};
 use stream_testkit::samples;
 use stream_tests::{Outcome, Stack, StackOptions};
@@ -27,42 +27,15 @@ async fn start(
     let bus = Bus::connect(&stream_testkit::env::nats_url(), &stack.prefix)
         .await
         .unwrap();
-    let id = stream_hls::VideoId::generate().to_string();
-    bus.publish_live_job(&LiveJob {
-        video_id: id.clone(),
-        title: "test channel".into(),
-        source: Some(source),
-        latency: latency as i32,
-        dvr_window_s: 0.0,
-        submitted_at_ms: 0,
-    })
-    .await
-    .unwrap();
+    let id = stack
+        .start_channel("test channel", source, latency)
+        .await
+        .unwrap();
     (bus, id)
 }
 
-/// Wait for a `live` event of `id`.
 async fn wait_live(stack: &Stack, id: &str) {
-    let mut sub = stack
-        .nats
-        .subscribe(format!("{}.video.{id}.live", stack.prefix))
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        // The event may have come before we subscribed: the master tells.
-        if stack
-            .edge_get(&format!("/hls/{id}/master.m3u8"))
-            .await
-            .unwrap()
-            .status()
-            == 200
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "channel never went live");
-        let _ = tokio::time::timeout(Duration::from_millis(500), sub.next()).await;
-    }
+    stack.wait_live(id, Duration::from_secs(60)).await.unwrap();
 }
 
 async fn playlist(stack: &Stack, id: &str, track: &str, query: &str) -> (u16, String) {
