@@ -166,6 +166,7 @@ impl Stack {
             live_channels: opts.live_channels.unwrap_or(2),
             live_dvr_window_s: 7200.0,
             live_part_seconds: 0.5,
+            live_low_part_seconds: 0.2,
             live_idle_stop_s: opts.live_idle_stop_s.unwrap_or(60.0),
         };
         ingest_cfg.validate().map_err(|e| anyhow!(e))?;
@@ -187,6 +188,7 @@ impl Stack {
             ingest_public_url: format!("http://{ingest_addr}"),
             marker_public_url: format!("http://{marker_addr}"),
             max_concurrent_requests: 256,
+            max_blocked_requests: 4096,
         };
         let s = shutdown.clone();
         tasks.push(tokio::spawn(async move {

@@ -47,6 +47,11 @@ pub struct EdgeConfig {
     /// Requests served at once; more wait (bounded by the OS backlog).
     #[arg(long, env = "EDGE_MAX_CONCURRENT_REQUESTS", default_value_t = 4096)]
     pub max_concurrent_requests: usize,
+    /// LL-HLS requests that may wait at once for a part (blocking reload,
+    /// preload hints); they hold no slot of
+    /// `EDGE_MAX_CONCURRENT_REQUESTS`; more get 503.
+    #[arg(long, env = "EDGE_MAX_BLOCKED_REQUESTS", default_value_t = 10_000)]
+    pub max_blocked_requests: usize,
 }
 
 impl EdgeConfig {

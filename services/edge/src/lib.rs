@@ -40,6 +40,8 @@ pub struct AppState {
     pub marker_public_url: String,
     /// Wakes blocked LL-HLS requests (fed by [`live::run_notifications`]).
     pub live: Arc<live::LiveNotifier>,
+    /// Slots of LL-HLS requests waiting for a part.
+    pub blocked: Arc<tokio::sync::Semaphore>,
     /// NATS, for live part notifications.
     pub nats: stream_bus::async_nats::Client,
     /// Subject prefix.
@@ -65,6 +67,7 @@ pub async fn connect(config: &EdgeConfig) -> anyhow::Result<Arc<AppState>> {
         ingest_public_url: config.ingest_public_url.clone(),
         marker_public_url: config.marker_public_url.clone(),
         live: Arc::new(live::LiveNotifier::default()),
+        blocked: Arc::new(tokio::sync::Semaphore::new(config.max_blocked_requests)),
         nats: stream_bus::async_nats::connect(&config.common.nats_url).await?,
         bus_prefix: config.common.bus_prefix.clone(),
     }))
@@ -91,8 +94,15 @@ pub fn router(state: Arc<AppState>, config: &EdgeConfig) -> Router {
         .append_index_html_on_directories(true)
         .not_found_service(ServeFile::new(index));
     let health_state = state.clone();
-    Router::new()
+    // HLS has its own bound: requests waiting for an LL-HLS part hold a
+    // slot of `EDGE_MAX_BLOCKED_REQUESTS` instead (see `live`).
+    let hls_routes = Router::new()
         .route("/hls/{video}/{*rest}", get(hls::serve).head(hls::serve))
+        .with_state(state.clone())
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            config.max_concurrent_requests + config.max_blocked_requests,
+        ));
+    Router::new()
         .route("/api/v1/videos", get(api::list_videos))
         .route("/api/v1/videos/{id}", get(api::get_video))
         .route("/api/v1/config", get(api::config))
@@ -117,6 +127,7 @@ pub fn router(state: Arc<AppState>, config: &EdgeConfig) -> Router {
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             config.max_concurrent_requests,
         ))
+        .merge(hls_routes)
         .layer(cors)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

@@ -120,6 +120,7 @@ pub async fn media_playlist(
     head: bool,
 ) -> Result<Response, EdgeError> {
     let directives = Directives::parse(query).map_err(|e| EdgeError::BadRequest(e.to_string()))?;
+    let _slot = blocking_slot(state, directives.msn.is_some())?;
     let mut updates = state.live.watch(id, track);
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
@@ -186,6 +187,7 @@ pub async fn wait_for_object(
     track: &str,
     key: &object_store::path::Path,
 ) -> Result<bool, EdgeError> {
+    let _slot = blocking_slot(state, true)?;
     let mut updates = state.live.watch(id, track);
     let until = tokio::time::Instant::now() + PART_WAIT;
     loop {
@@ -203,6 +205,23 @@ pub async fn wait_for_object(
             _ = tokio::time::sleep_until(until) => return Ok(false),
         }
     }
+}
+
+/// A slot of `EDGE_MAX_BLOCKED_REQUESTS` for a request that may wait;
+/// 503 when all are taken.
+fn blocking_slot(
+    state: &AppState,
+    may_wait: bool,
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, EdgeError> {
+    if !may_wait {
+        return Ok(None);
+    }
+    state
+        .blocked
+        .clone()
+        .try_acquire_owned()
+        .map(Some)
+        .map_err(|_| EdgeError::Unavailable("too many blocked playlist requests".into()))
 }
 
 fn respond(body: bytes::Bytes, head: bool) -> Response {

@@ -79,6 +79,10 @@ pub struct IngestConfig {
     /// Nominal LL-HLS part duration, seconds.
     #[arg(long, env = "LIVE_PART_SECONDS", default_value_t = 0.5)]
     pub live_part_seconds: f64,
+    /// Nominal part duration of `low` latency channels, seconds (MediaMTX
+    /// uses 200 ms parts).
+    #[arg(long, env = "LIVE_LOW_PART_SECONDS", default_value_t = 0.2)]
+    pub live_low_part_seconds: f64,
     /// A pulled channel whose viewers (control-plane sessions) have all
     /// been gone this long stops by itself, seconds (0 = never).
     #[arg(long, env = "LIVE_IDLE_STOP_S", default_value_t = 60.0)]
@@ -156,11 +160,13 @@ impl IngestConfig {
                 self.live_dvr_window_s
             ));
         }
-        if !(0.1..=self.segment_seconds / 2.0).contains(&self.live_part_seconds) {
-            return Err(format!(
-                "LIVE_PART_SECONDS={}: use 0.1 to half a segment",
-                self.live_part_seconds
-            ));
+        for (name, v) in [
+            ("LIVE_PART_SECONDS", self.live_part_seconds),
+            ("LIVE_LOW_PART_SECONDS", self.live_low_part_seconds),
+        ] {
+            if !(0.1..=self.segment_seconds / 2.0).contains(&v) {
+                return Err(format!("{name}={v}: use 0.1 to half a segment"));
+            }
         }
         if self.transcoder_max_memory_bytes < (256 << 20) {
             return Err("INGEST_TRANSCODER_MAX_MEMORY: at least 256 MiB".into());

@@ -49,6 +49,8 @@ pub struct Shared {
     pub live_dvr_window_s: f64,
     /// Nominal LL-HLS part duration, seconds.
     pub live_part_s: f64,
+    /// Nominal part duration of `low` latency channels, seconds.
+    pub live_low_part_s: f64,
     /// A pulled channel without viewer sessions for this long stops, s
     /// (0 = never).
     pub live_idle_stop_s: f64,
@@ -114,6 +116,7 @@ pub async fn connect(
         live_channels: config.live_channels,
         live_dvr_window_s: config.live_dvr_window_s,
         live_part_s: config.live_part_seconds,
+        live_low_part_s: config.live_low_part_seconds,
         live_idle_stop_s: config.live_idle_stop_s,
         job_max_wall_s: config.job_max_wall_s,
         job_wall_per_media_s: config.job_wall_per_media_s,

@@ -184,10 +184,15 @@ async fn run_channel(shared: &Arc<Shared>, job: &media::LiveJob) -> Result<(), S
         .map_err(|e| e.to_string())?;
     let now_ms = unix_ms();
     let low = job.latency == media::LiveLatency::Low as i32;
+    let part_s = if low {
+        shared.live_low_part_s
+    } else {
+        shared.live_part_s
+    };
     let opts = LiveOptions {
         ladder: shared.transcode.ladder.clone(),
         segment_duration_s: shared.transcode.segment_duration_s,
-        part_duration_s: shared.live_part_s,
+        part_duration_s: part_s,
         x264_preset: shared.transcode.x264_preset.clone(),
         low_latency: low,
         limits: shared.transcode.limits.clone(),
@@ -223,7 +228,8 @@ async fn run_channel(shared: &Arc<Shared>, job: &media::LiveJob) -> Result<(), S
             })
         })
     };
-    let mut publisher = ChannelPublisher::new(shared.clone(), &video_id, anchor_ms, window_s);
+    let mut publisher =
+        ChannelPublisher::new(shared.clone(), &video_id, anchor_ms, window_s, part_s);
     let mut reply_to = Vec::new();
     let mut publish_error: Option<String> = None;
     let mut events_sent = 0u64;
@@ -450,6 +456,8 @@ struct ChannelPublisher {
     video_id: String,
     anchor_ms: i64,
     window_s: f64,
+    /// Nominal part duration (PART-TARGET floor), seconds.
+    part_s: f64,
     tracks: Vec<TrackState>,
     by_name: HashMap<String, usize>,
     live_announced: bool,
@@ -459,8 +467,15 @@ struct ChannelPublisher {
 }
 
 impl ChannelPublisher {
-    fn new(shared: Arc<Shared>, video_id: &str, anchor_ms: i64, window_s: f64) -> Self {
+    fn new(
+        shared: Arc<Shared>,
+        video_id: &str,
+        anchor_ms: i64,
+        window_s: f64,
+        part_s: f64,
+    ) -> Self {
         ChannelPublisher {
+            part_s,
             shared,
             video_id: video_id.to_string(),
             anchor_ms,
@@ -480,7 +495,7 @@ impl ChannelPublisher {
             self.tracks.push(TrackState {
                 playlist: LivePlaylist::new(LiveConfig {
                     target_duration_s: segment_s.round().max(1.0) as u32,
-                    part_target_s: self.shared.live_part_s,
+                    part_target_s: self.part_s,
                     window_s: self.window_s,
                     map_uri: Some(stream_media::INIT_NAME.into()),
                 }),

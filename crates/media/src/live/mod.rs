@@ -82,6 +82,9 @@ pub struct LiveOptions {
     /// Capacity of each inter-stage channel, frames (default 4: a small
     /// queue keeps latency low and makes falling behind visible as drops).
     pub queue_frames: usize,
+    /// Pace the source by its timestamps (real time). Off only to measure
+    /// how fast the ladder can encode (benchmarks).
+    pub paced: bool,
     /// Output time of the first frame, seconds: the channel's clock (media
     /// time = wall clock − the channel's anchor), so program date-times of
     /// every run of the channel line up with wall-clock time.
@@ -99,6 +102,7 @@ impl Default for LiveOptions {
             audio_bitrate: 128_000,
             limits: Limits::default(),
             queue_frames: 4,
+            paced: true,
             timeline_offset_s: 0.0,
         }
     }
@@ -411,7 +415,7 @@ pub fn run_live(
         keyframes: KeyframeClock::new(
             (opts.segment_duration_s / f64::from(video_tb)).round() as i64
         ),
-        pacer: Pacer::new(),
+        pacer: Pacer::new(opts.paced),
         stop: stop_flag.clone(),
         time_base: video_tb,
         last_pts: None,

@@ -29,19 +29,25 @@ const PACE_SLICE: Duration = Duration::from_millis(100);
 pub(crate) struct Pacer {
     start: Instant,
     origin_s: Option<f64>,
+    /// `false`: never wait (as fast as the encoders go).
+    enabled: bool,
 }
 
 impl Pacer {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(enabled: bool) -> Self {
         Pacer {
             start: Instant::now(),
             origin_s: None,
+            enabled,
         }
     }
 
     /// Wait until `t_s` is due; `false` when `stop` was set meanwhile.
     pub(crate) fn wait(&mut self, t_s: f64, stop: &AtomicBool) -> bool {
         let origin = *self.origin_s.get_or_insert(t_s);
+        if !self.enabled {
+            return !stop.load(Ordering::Relaxed);
+        }
         let ahead = (t_s - origin).max(0.0);
         let due = self.start + Duration::from_secs_f64(ahead.min(1e9));
         loop {
@@ -103,7 +109,7 @@ impl Emitter {
         if self.last_pts.is_some_and(|last| pts <= last) {
             return Ok(true);
         }
-        if self.rung_txs.iter().any(|tx| tx.is_full()) {
+        if self.pacer.enabled && self.rung_txs.iter().any(|tx| tx.is_full()) {
             self.dropped += 1;
             self.report(false);
             return Ok(true);
