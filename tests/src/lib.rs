@@ -51,6 +51,8 @@ pub struct StackOptions {
     pub live_channels: Option<usize>,
     /// `LIVE_IDLE_STOP_S` (default 60).
     pub live_idle_stop_s: Option<f64>,
+    /// Control plane `LIVE_MAX_CHANNELS` (default 8).
+    pub live_max_channels: Option<u64>,
 }
 
 /// The `test-transcoder` binary of this package: beside the running test
@@ -127,6 +129,7 @@ impl Stack {
             edge_public_url: "http://edge.test".into(),
             tcp_endpoint: "edge.test:9000".into(),
             segment_ms: 2000.0,
+            live_max_channels: opts.live_max_channels.unwrap_or(8),
         };
         control_cfg.validate().map_err(|e| anyhow!(e))?;
         let s = shutdown.clone();

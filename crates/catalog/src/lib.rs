@@ -12,7 +12,13 @@
 //! * `P:video:<id>` — hash `{seq, json}`: the [`VideoRecord`] as JSON and the
 //!   `seq` of the last event applied;
 //! * `P:videos` — sorted set of ids, all with score 0, so `ZREVRANGEBYLEX`
-//!   pages newest first (ULIDs sort by creation time).
+//!   pages newest first (ULIDs sort by creation time);
+//! * `P:channels` — the same for the videos that are live channels (running
+//!   or ended);
+//! * `P:channels:running` — set of the channels that hold a slot: status
+//!   queued, processing or live. Both channel keys are written by the same
+//!   compare-and-set script as the record, so they never disagree with it,
+//!   and [`Catalog::start_channel`] checks the cap in that script too.
 
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -31,6 +37,9 @@ pub enum CatalogError {
     },
     #[error("concurrent updates to {0} did not settle")]
     Contended(String),
+    /// [`Catalog::start_channel`]: `max` channels are running already.
+    #[error("{max} live channels are running already")]
+    ChannelCap { max: u64 },
 }
 
 /// Lifecycle of a video.
@@ -107,6 +116,16 @@ impl VideoRecord {
     /// Whether the master playlist may be served.
     pub fn is_playable(&self) -> bool {
         self.master_playlist.is_some() && self.status != VideoStatus::Failed
+    }
+
+    /// A live channel that holds a slot (queued, processing or live); an
+    /// ended channel (ready or failed) does not.
+    pub fn is_running_channel(&self) -> bool {
+        self.channel.is_some()
+            && matches!(
+                self.status,
+                VideoStatus::Queued | VideoStatus::Processing | VideoStatus::Live
+            )
     }
 }
 
@@ -215,13 +234,30 @@ pub fn fold(record: Option<VideoRecord>, ev: &VideoEvent) -> VideoRecord {
     r
 }
 
-/// Store `json` at `seq` if the stored seq is still `ARGV[1]` ("" = absent).
-/// Returns 1 when written, 0 on a lost race.
+/// Store `json` at `seq` if the stored seq is still `ARGV[1]` ("" = absent)
+/// and index the id (`ARGV[4]`) in `P:videos`. For a channel (`ARGV[5]` =
+/// `running` or `ended`) also index it in `P:channels` and add it to / remove
+/// it from `P:channels:running`; with a cap `ARGV[6]` > 0 a channel that is
+/// not yet running is refused when the running set already holds that many.
+/// Returns 1 when written, 0 on a lost race, -1 when over the cap (nothing
+/// written).
 const CAS_SCRIPT: &str = r#"
 local cur = redis.call('HGET', KEYS[1], 'seq')
 if (cur or '') ~= ARGV[1] then return 0 end
+local id = ARGV[4]
+if ARGV[5] == 'running' then
+  local cap = tonumber(ARGV[6])
+  if cap > 0 and redis.call('SISMEMBER', KEYS[4], id) == 0
+     and redis.call('SCARD', KEYS[4]) >= cap then
+    return -1
+  end
+  redis.call('SADD', KEYS[4], id)
+elseif ARGV[5] == 'ended' then
+  redis.call('SREM', KEYS[4], id)
+end
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], 0, id) end
 redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'json', ARGV[3])
-redis.call('ZADD', KEYS[2], 0, ARGV[4])
+redis.call('ZADD', KEYS[2], 0, id)
 return 1
 "#;
 
@@ -263,6 +299,14 @@ impl Catalog {
         format!("{}:videos", self.prefix)
     }
 
+    fn channels_key(&self) -> String {
+        format!("{}:channels", self.prefix)
+    }
+
+    fn running_channels_key(&self) -> String {
+        format!("{}:channels:running", self.prefix)
+    }
+
     /// Check the connection (`PING`).
     pub async fn ping(&self) -> Result<(), CatalogError> {
         let mut con = self.redis.clone();
@@ -293,7 +337,29 @@ impl Catalog {
 
     /// Apply an event. Returns `false` when the record already reflects a
     /// newer (or the same) event.
+    ///
+    /// Errors: Redis, a corrupt stored record, [`CatalogError::Contended`]
+    /// after 8 lost races.
     pub async fn apply(&self, ev: &VideoEvent) -> Result<bool, CatalogError> {
+        self.apply_capped(ev, 0).await
+    }
+
+    /// Apply the `Accepted` event of a new live channel unless `max_running`
+    /// (> 0) channels are running already; the check and the write are one
+    /// Redis script, so concurrent starts never exceed the cap. Returns
+    /// `false` like [`Catalog::apply`] when the event was applied before.
+    ///
+    /// Errors: [`CatalogError::ChannelCap`] when the cap is reached (nothing
+    /// written), and those of [`Catalog::apply`].
+    pub async fn start_channel(
+        &self,
+        ev: &VideoEvent,
+        max_running: u64,
+    ) -> Result<bool, CatalogError> {
+        self.apply_capped(ev, max_running.max(1)).await
+    }
+
+    async fn apply_capped(&self, ev: &VideoEvent, cap: u64) -> Result<bool, CatalogError> {
         for _ in 0..MAX_CAS_ATTEMPTS {
             let current = self.read(&ev.video_id).await?;
             let (expected, record) = match current {
@@ -306,6 +372,11 @@ impl Catalog {
                 None => (String::new(), None),
             };
             let next = fold(record, ev);
+            let channel = match (&next.channel, next.is_running_channel()) {
+                (None, _) => "",
+                (Some(_), true) => "running",
+                (Some(_), false) => "ended",
+            };
             let json = serde_json::to_string(&next).map_err(|source| CatalogError::Corrupt {
                 id: ev.video_id.clone(),
                 source,
@@ -315,14 +386,20 @@ impl Catalog {
                 .cas
                 .key(self.video_key(&ev.video_id))
                 .key(self.index_key())
+                .key(self.channels_key())
+                .key(self.running_channels_key())
                 .arg(&expected)
                 .arg(ev.seq.to_string())
                 .arg(json)
                 .arg(&ev.video_id)
+                .arg(channel)
+                .arg(cap)
                 .invoke_async(&mut con)
                 .await?;
-            if written == 1 {
-                return Ok(true);
+            match written {
+                1 => return Ok(true),
+                -1 => return Err(CatalogError::ChannelCap { max: cap }),
+                _ => {}
             }
         }
         Err(CatalogError::Contended(ev.video_id.clone()))
@@ -357,6 +434,35 @@ impl Catalog {
         limit: usize,
         after: Option<&str>,
     ) -> Result<(Vec<VideoRecord>, Option<String>), CatalogError> {
+        self.page(self.index_key(), limit, after).await
+    }
+
+    /// Live channels (running and ended) newest first, paged like
+    /// [`Catalog::list`].
+    pub async fn list_channels(
+        &self,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<VideoRecord>, Option<String>), CatalogError> {
+        self.page(self.channels_key(), limit, after).await
+    }
+
+    /// How many channels hold a slot (queued, processing or live): one
+    /// `SCARD`.
+    pub async fn running_channels(&self) -> Result<u64, CatalogError> {
+        let mut con = self.redis.clone();
+        Ok(redis::cmd("SCARD")
+            .arg(self.running_channels_key())
+            .query_async(&mut con)
+            .await?)
+    }
+
+    async fn page(
+        &self,
+        index: String,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<VideoRecord>, Option<String>), CatalogError> {
         let limit = limit.clamp(1, MAX_PAGE);
         let max = match after {
             Some(id) => format!("({id}"),
@@ -364,7 +470,7 @@ impl Catalog {
         };
         let mut con = self.redis.clone();
         let ids: Vec<String> = redis::cmd("ZREVRANGEBYLEX")
-            .arg(self.index_key())
+            .arg(index)
             .arg(max)
             .arg("-")
             .arg("LIMIT")

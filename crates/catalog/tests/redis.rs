@@ -68,6 +68,79 @@ async fn list_pages_newest_first_without_overlap() {
     assert!(next.is_none());
 }
 
+fn channel(id: &str) -> stream_bus::VideoEvent {
+    event(
+        id,
+        Kind::Accepted(media::Accepted {
+            title: format!("ch {id}"),
+            size_bytes: 0,
+            source: "live:generator".into(),
+            channel: Some(media::ChannelInfo {
+                latency: media::LiveLatency::Low as i32,
+                dvr_window_s: 600.0,
+                r#loop: false,
+            }),
+        }),
+    )
+}
+
+#[tokio::test]
+async fn channels_are_indexed_and_capped_atomically() {
+    let c = catalog().await;
+    c.apply(&accepted(&ulid_like(0), "plain video"))
+        .await
+        .unwrap();
+    let first = channel(&ulid_like(1));
+    assert!(c.start_channel(&first, 2).await.unwrap());
+    // The same event again is a no-op, not a second slot.
+    assert!(!c.start_channel(&first, 2).await.unwrap());
+    assert!(c.start_channel(&channel(&ulid_like(2)), 2).await.unwrap());
+    assert_eq!(c.running_channels().await.unwrap(), 2);
+    let err = c
+        .start_channel(&channel(&ulid_like(3)), 2)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        stream_catalog::CatalogError::ChannelCap { max: 2 }
+    ));
+    assert!(
+        c.get(&ulid_like(3)).await.unwrap().is_none(),
+        "nothing written"
+    );
+
+    // A channel that ends frees its slot and stays listed.
+    c.apply(&event(
+        &ulid_like(1),
+        Kind::Failed(media::Failed {
+            reason: "source gone".into(),
+            input_error: true,
+        }),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(c.running_channels().await.unwrap(), 1);
+    assert!(c.start_channel(&channel(&ulid_like(3)), 2).await.unwrap());
+
+    let (page, next) = c.list_channels(2, None).await.unwrap();
+    let ids: Vec<_> = page.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids, [ulid_like(3), ulid_like(2)]);
+    let r = &page[0];
+    assert_eq!(r.status, VideoStatus::Queued);
+    let ch = r.channel.as_ref().unwrap();
+    assert_eq!(
+        (ch.latency.as_str(), ch.dvr_window_s, ch.source.as_str()),
+        ("low", 600.0, "generator")
+    );
+    let (page2, next) = c.list_channels(2, next.as_deref()).await.unwrap();
+    assert_eq!(page2.len(), 1);
+    assert_eq!(page2[0].status, VideoStatus::Failed);
+    assert!(next.is_none());
+    // Channels are videos too.
+    let (all, _) = c.list(10, None).await.unwrap();
+    assert_eq!(all.len(), 4);
+}
+
 /// Ids that sort in creation order like ULIDs do.
 fn ulid_like(i: u32) -> String {
     format!("01JAAAAAAAAAAAAAAAAAAAA{i:03}")

@@ -191,6 +191,18 @@ impl MediaStore {
         Ok(())
     }
 
+    /// Whether an object exists at `key` (a `HEAD`, no body read).
+    ///
+    /// Errors: [`StoreError::Store`] when the store cannot answer (a
+    /// missing object is `Ok(false)`, not an error).
+    pub async fn exists(&self, key: &Path) -> Result<bool, StoreError> {
+        match self.inner.head(key).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Delete one object; absent is fine.
     pub async fn delete(&self, key: &Path) -> Result<(), StoreError> {
         match self.inner.delete(key).await {
@@ -226,6 +238,19 @@ mod tests {
         );
         assert_eq!(store.put_stream(&key, chunks, 3500).await.unwrap(), 3000);
         assert_eq!(store.get_bytes(&key).await.unwrap().unwrap().len(), 3000);
+    }
+
+    #[tokio::test]
+    async fn exists_answers_for_present_and_missing_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MediaStore::open(dir.path().to_str().unwrap()).unwrap();
+        let key = MediaStore::source_key("01ARZ3NDEKTSV4RRFFQ69G5FAV");
+        assert!(!store.exists(&key).await.unwrap());
+        store
+            .put_bytes(&key, Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        assert!(store.exists(&key).await.unwrap());
     }
 
     #[tokio::test]

@@ -6,8 +6,10 @@
 //! * [`feedback`] — per-session server-side ABR (validation, staleness, rate
 //!   limit, `stream_abr` production algorithm).
 //! * [`auth`] — signed playback tokens (JWT HS256), admin bearer check.
-//! * [`convert`] — catalogue records ⇄ protobuf messages (the only place
-//!   both meet).
+//! * [`live`] — live channels: start-request validation, StartLive (cap,
+//!   `Accepted`, `LiveJob`), StopLive (NATS request to the worker), reads.
+//! * [`convert`] — catalogue records and requests ⇄ protobuf messages (the
+//!   only place both meet).
 //! * [`projector`] — applies the ingest event stream to the catalogue
 //!   (durable JetStream consumer `catalog`).
 //!
@@ -16,6 +18,7 @@
 pub mod auth;
 pub mod convert;
 pub mod feedback;
+pub mod live;
 pub mod projector;
 pub mod service;
 pub mod sessions;
@@ -80,6 +83,10 @@ pub struct ControlConfig {
     /// Segment duration of the ladders, ms (ingest's INGEST_SEGMENT_SECONDS).
     #[arg(long, env = "CONTROL_SEGMENT_MS", default_value_t = 2000.0)]
     pub segment_ms: f64,
+    /// Live channels running at once at most (queued, processing or live);
+    /// StartLive is RESOURCE_EXHAUSTED beyond.
+    #[arg(long, env = "LIVE_MAX_CHANNELS", default_value_t = 8)]
+    pub live_max_channels: u64,
 }
 
 impl ControlConfig {
@@ -104,6 +111,12 @@ impl ControlConfig {
         if !(self.segment_ms.is_finite() && self.segment_ms >= 100.0) {
             return Err("CONTROL_SEGMENT_MS must be ≥ 100".into());
         }
+        if !(1..=stream_bus::LIVE_QUEUE_MAX as u64).contains(&self.live_max_channels) {
+            return Err(format!(
+                "LIVE_MAX_CHANNELS: use 1 to {}",
+                stream_bus::LIVE_QUEUE_MAX
+            ));
+        }
         Ok(())
     }
 }
@@ -116,6 +129,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let catalog = Catalog::connect(&config.common.redis_url, &config.common.redis_prefix).await?;
     let bus = Bus::connect(&config.common.nats_url, &config.common.bus_prefix).await?;
+    // Read only: a file channel's source must exist before it is queued.
+    let store = stream_store::MediaStore::open(&config.common.media_store)?;
     let projector = if config.projector {
         Some(tokio::spawn(projector::run(
             bus.clone(),
@@ -151,6 +166,15 @@ pub async fn run(
                 .collect()
         }
     };
+    let channels = live::Channels {
+        catalog: catalog.clone(),
+        bus: bus.clone(),
+        store,
+        settings: live::LiveSettings {
+            max_channels: config.live_max_channels,
+            stop_timeout: live::STOP_TIMEOUT,
+        },
+    };
     let service = service::ControlService::new(service::Inner {
         catalog,
         sessions,
@@ -164,6 +188,7 @@ pub async fn run(
             segment_ms: config.segment_ms,
             max_reports_per_s: config.max_reports_per_s,
         },
+        channels,
     });
     let reaper = tokio::spawn(service::reaper(service.inner(), shutdown.clone()));
     let (health_reporter, health_service) = tonic_health::server::health_reporter();

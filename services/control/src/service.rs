@@ -1,4 +1,5 @@
-//! `ControlPlane` implementation: catalogue, sessions, feedback.
+//! `ControlPlane` implementation: catalogue, sessions, feedback, live
+//! channels (handlers in [`crate::live`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tracing::{debug, warn};
 use crate::auth::{require_admin, TokenSigner};
 use crate::convert;
 use crate::feedback::{capability_cap, startup_index, AbrSession, Choice, Reject, Rung};
+use crate::live::Channels;
 use crate::sessions::{SessionError, SessionStore, TouchUpdate};
 
 /// Default page size of `ListVideos`.
@@ -53,6 +55,8 @@ pub struct Inner {
     pub admin_token: Option<String>,
     pub bus: Bus,
     pub settings: SessionSettings,
+    /// Live channels.
+    pub channels: Channels,
 }
 
 /// The gRPC service.
@@ -105,6 +109,40 @@ fn parse_video_id(raw: &str) -> Result<String, Status> {
     raw.parse::<VideoId>()
         .map(|v| v.to_string())
         .map_err(|_| Status::invalid_argument("video_id is not a ULID"))
+}
+
+fn parse_channel_id(raw: &str) -> Result<VideoId, Status> {
+    raw.parse::<VideoId>()
+        .map_err(|_| Status::invalid_argument("channel_id is not a ULID"))
+}
+
+/// A page size of `ListVideos` / `ListChannels`: 0 = 20, at most the
+/// catalogue's largest page.
+fn catalog_page_size(raw: u32) -> Result<usize, Status> {
+    match raw {
+        0 => Ok(DEFAULT_PAGE as usize),
+        n if n > stream_catalog::MAX_PAGE as u32 => Err(Status::invalid_argument(format!(
+            "page_size {n} exceeds {}",
+            stream_catalog::MAX_PAGE
+        ))),
+        n => Ok(n as usize),
+    }
+}
+
+/// The id to continue after from a `page_token` ("" = first page).
+fn catalog_page_token(raw: &str) -> Result<Option<String>, Status> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let id: VideoId = raw
+        .parse()
+        .map_err(|_| Status::invalid_argument("page_token is not from a previous page"))?;
+    Ok(Some(id.to_string()))
+}
+
+/// A channel record as the API's `Channel`.
+fn channel_proto(record: &VideoRecord) -> Result<pb::Channel, Status> {
+    convert::channel(record).ok_or_else(|| Status::not_found(format!("no channel {}", record.id)))
 }
 
 fn parse_session_id(raw: &str) -> Result<String, Status> {
@@ -192,29 +230,12 @@ impl pb::control_plane_server::ControlPlane for ControlService {
         request: Request<pb::ListVideosRequest>,
     ) -> Result<Response<pb::ListVideosResponse>, Status> {
         let req = request.into_inner();
-        let size = match req.page_size {
-            0 => DEFAULT_PAGE,
-            n if n > stream_catalog::MAX_PAGE as u32 => {
-                return Err(Status::invalid_argument(format!(
-                    "page_size {n} exceeds {}",
-                    stream_catalog::MAX_PAGE
-                )))
-            }
-            n => n,
-        };
-        let after = if req.page_token.is_empty() {
-            None
-        } else {
-            let id: VideoId = req
-                .page_token
-                .parse()
-                .map_err(|_| Status::invalid_argument("page_token is not from a previous page"))?;
-            Some(id.to_string())
-        };
+        let size = catalog_page_size(req.page_size)?;
+        let after = catalog_page_token(&req.page_token)?;
         let (records, next) = self
             .inner
             .catalog
-            .list(size as usize, after.as_deref())
+            .list(size, after.as_deref())
             .await
             .map_err(unavailable)?;
         Ok(Response::new(pb::ListVideosResponse {
@@ -414,6 +435,47 @@ impl pb::control_plane_server::ControlPlane for ControlService {
                     reports_rejected: r.rejected,
                 })
                 .collect(),
+        }))
+    }
+
+    async fn start_live(
+        &self,
+        request: Request<pb::StartLiveRequest>,
+    ) -> Result<Response<pb::Channel>, Status> {
+        let start = convert::live_start(request.into_inner())?;
+        let record = self.inner.channels.start(start).await?;
+        Ok(Response::new(channel_proto(&record)?))
+    }
+
+    async fn stop_live(
+        &self,
+        request: Request<pb::StopLiveRequest>,
+    ) -> Result<Response<pb::Channel>, Status> {
+        let id = parse_channel_id(&request.into_inner().channel_id)?;
+        let record = self.inner.channels.stop(&id).await?;
+        Ok(Response::new(channel_proto(&record)?))
+    }
+
+    async fn get_channel(
+        &self,
+        request: Request<pb::GetChannelRequest>,
+    ) -> Result<Response<pb::Channel>, Status> {
+        let id = parse_channel_id(&request.into_inner().channel_id)?;
+        let record = self.inner.channels.get(&id).await?;
+        Ok(Response::new(channel_proto(&record)?))
+    }
+
+    async fn list_channels(
+        &self,
+        request: Request<pb::ListChannelsRequest>,
+    ) -> Result<Response<pb::ListChannelsResponse>, Status> {
+        let req = request.into_inner();
+        let size = catalog_page_size(req.page_size)?;
+        let after = catalog_page_token(&req.page_token)?;
+        let (records, next) = self.inner.channels.list(size, after.as_deref()).await?;
+        Ok(Response::new(pb::ListChannelsResponse {
+            channels: records.iter().filter_map(convert::channel).collect(),
+            next_page_token: next.unwrap_or_default(),
         }))
     }
 }

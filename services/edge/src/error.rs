@@ -14,8 +14,14 @@ pub enum EdgeError {
     Store(String),
     /// The control plane failed or is unreachable.
     Upstream(String),
-    /// Not available yet (a blocked LL-HLS request that timed out).
+    /// The resource is not in a state that allows it (409).
+    Conflict(String),
+    /// A cap is reached (429).
+    TooManyRequests(String),
+    /// A dependency behind the control plane is unavailable (503).
     Unavailable(String),
+    /// The control plane ran out of time (504).
+    Timeout(String),
 }
 
 impl IntoResponse for EdgeError {
@@ -30,7 +36,10 @@ impl IntoResponse for EdgeError {
                     "media store unavailable".into(),
                 )
             }
+            EdgeError::Conflict(r) => (StatusCode::CONFLICT, r),
+            EdgeError::TooManyRequests(r) => (StatusCode::TOO_MANY_REQUESTS, r),
             EdgeError::Unavailable(r) => (StatusCode::SERVICE_UNAVAILABLE, r),
+            EdgeError::Timeout(r) => (StatusCode::GATEWAY_TIMEOUT, r),
             EdgeError::Upstream(e) => {
                 warn!(error = %e, "control plane error");
                 (StatusCode::BAD_GATEWAY, "control plane unavailable".into())

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use axum::http::{header, Method, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use stream_catalog::Catalog;
 use stream_proto::control::v1::control_plane_client::ControlPlaneClient;
@@ -36,6 +36,10 @@ pub struct AppState {
     /// Markers, read to add DATERANGEs to served media playlists.
     pub markers: stream_markers::MarkerStore,
     pub control: ControlPlaneClient<Channel>,
+    /// The control plane for calls that may take longer than the 10 s of
+    /// `control`: StartLive and StopLive (which waits up to 15 s for the
+    /// worker).
+    pub control_live: ControlPlaneClient<Channel>,
     pub ingest_public_url: String,
     pub marker_public_url: String,
     /// Wakes blocked LL-HLS requests (fed by [`live::run_notifications`]).
@@ -55,15 +59,21 @@ pub async fn connect(config: &EdgeConfig) -> anyhow::Result<Arc<AppState>> {
     let markers =
         stream_markers::MarkerStore::connect(&config.common.redis_url, &config.common.redis_prefix)
             .await?;
-    let channel = tonic::transport::Endpoint::from_shared(config.control_url.clone())?
-        .connect_timeout(std::time::Duration::from_secs(3))
+    let endpoint = tonic::transport::Endpoint::from_shared(config.control_url.clone())?
+        .connect_timeout(std::time::Duration::from_secs(3));
+    let channel = endpoint
+        .clone()
         .timeout(std::time::Duration::from_secs(10))
+        .connect_lazy();
+    let live_channel = endpoint
+        .timeout(std::time::Duration::from_secs(25))
         .connect_lazy();
     Ok(Arc::new(AppState {
         store,
         catalog,
         markers,
         control: ControlPlaneClient::new(channel),
+        control_live: ControlPlaneClient::new(live_channel),
         ingest_public_url: config.ingest_public_url.clone(),
         marker_public_url: config.marker_public_url.clone(),
         live: Arc::new(live::LiveNotifier::default()),
@@ -106,6 +116,14 @@ pub fn router(state: Arc<AppState>, config: &EdgeConfig) -> Router {
         .route("/api/v1/videos", get(api::list_videos))
         .route("/api/v1/videos/{id}", get(api::get_video))
         .route("/api/v1/config", get(api::config))
+        .route(
+            "/api/v1/channels",
+            post(api::start_channel).get(api::list_channels),
+        )
+        .route(
+            "/api/v1/channels/{id}",
+            get(api::get_channel).delete(api::stop_channel),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",

@@ -3,8 +3,11 @@
 //! Subcommands:
 //! - `abr-sim`: run ABR algorithms through the trace-driven simulator of
 //!   `stream_abr::sim` and print a table plus one JSON summary line.
+//! - `live start|stop|ls`: live channels through the control plane's gRPC
+//!   API.
 
 mod abr_sim;
+mod live;
 
 use std::process::ExitCode;
 
@@ -21,12 +24,15 @@ struct Cli {
 enum Command {
     /// Simulate ABR algorithms on throughput traces (Pensieve fixed_env semantics).
     AbrSim(abr_sim::Args),
+    /// Live channels: start, stop, list (control plane gRPC).
+    Live(live::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::AbrSim(args) => abr_sim::run(&args),
+        Command::Live(args) => live::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
