@@ -7,11 +7,13 @@ run_transcode() { cargo run --release -q -p stream-bench --bin transcode; }
 run_abr() { bash bench/abr.sh; }
 run_sessions() { cargo build --release -q --bins && cargo run --release -q -p stream-bench --bin sessions; }
 run_markers() { RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin markers; }
+run_live() { cargo build --release -q -p stream-tests --bins && RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin live; }
 case "${1:-all}" in
   transcode) run_transcode ;;
   abr) run_abr ;;
   sessions) run_sessions ;;
   markers) run_markers ;;
-  all) run_transcode; run_abr; run_sessions; run_markers ;;
-  *) echo "unknown bench ${1}; one of: transcode, abr, sessions, markers, all" >&2; exit 2 ;;
+  live) run_live ;;
+  all) run_transcode; run_abr; run_sessions; run_markers; run_live ;;
+  *) echo "unknown bench ${1}; one of: transcode, abr, sessions, markers, live, all" >&2; exit 2 ;;
 esac

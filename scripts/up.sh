@@ -56,4 +56,19 @@ for _ in $(seq 1 300); do
   sleep 1
 done
 echo
+
+# Two live channels, unless they already run: bigbuckbunny played live in a
+# loop, and the test-pattern generator with its events (markers).
+start_channel() { # title json
+  if curl -fsS "http://127.0.0.1:$EDGE_PORT/api/v1/channels?page_size=100" | python3 scripts/catalog.py running "$1"; then
+    echo "up: channel \"$1\" already running"; return
+  fi
+  curl -fsS -X POST -H 'content-type: application/json' -d "$2" \
+    "http://127.0.0.1:$EDGE_PORT/api/v1/channels" >/dev/null && echo "up: started channel \"$1\""
+}
+bbb=$(curl -fsS "http://127.0.0.1:$EDGE_PORT/api/v1/videos?page_size=100" | python3 scripts/catalog.py id bigbuckbunny)
+if [ -n "$bbb" ]; then
+  start_channel "bigbuckbunny live" "{\"title\":\"bigbuckbunny live\",\"source\":{\"file\":{\"video_id\":\"$bbb\",\"loop\":true}},\"latency\":\"low\"}"
+fi
+start_channel "generator" '{"title":"generator","source":{"generator":{"event_interval_s":10,"width":640,"height":360}},"latency":"low"}'
 echo "up: open http://localhost:$EDGE_PORT"

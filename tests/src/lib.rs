@@ -51,6 +51,10 @@ pub struct StackOptions {
     pub live_channels: Option<usize>,
     /// `LIVE_IDLE_STOP_S` (default 60).
     pub live_idle_stop_s: Option<f64>,
+    /// Share another stack's NATS/Redis prefix (default: a new one).
+    pub prefix: Option<String>,
+    /// Share another stack's media store directory.
+    pub media_store: Option<std::path::PathBuf>,
     /// Control plane `LIVE_MAX_CHANNELS` (default 8).
     pub live_max_channels: Option<u64>,
 }
@@ -90,6 +94,7 @@ pub struct Stack {
     pub nats: stream_bus::async_nats::Client,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
+    store: PathBuf,
     _dir: tempfile::TempDir,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -104,9 +109,12 @@ impl Stack {
     /// Start every service; returns once each answers its health check.
     pub async fn start(opts: StackOptions) -> Result<Stack> {
         stream_runtime::init_tracing("text");
-        let prefix = unique_prefix();
+        let prefix = opts.prefix.clone().unwrap_or_else(unique_prefix);
         let dir = tempfile::tempdir()?;
-        let store = dir.path().join("media");
+        let store = opts
+            .media_store
+            .clone()
+            .unwrap_or_else(|| dir.path().join("media"));
         let scratch = dir.path().join("scratch");
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
@@ -227,6 +235,7 @@ impl Stack {
             nats,
             http: reqwest::Client::new(),
             shutdown,
+            store: store.clone(),
             _dir: dir,
             tasks,
         };
@@ -468,7 +477,18 @@ impl Stack {
 
     /// The media store directory of this stack (`videos/<id>/…`).
     pub fn media_store(&self) -> PathBuf {
-        self._dir.path().join("media")
+        self.store.clone()
+    }
+
+    /// Stop every service (as SIGTERM would) and leave the streams, keys
+    /// and files to the stacks that share them; the returned directory
+    /// holds this stack's files (the media store) until dropped.
+    pub async fn shut_down_only(mut self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        for t in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
+        }
+        self._dir
     }
 
     async fn fetch_ok(&self, path: &str) -> Result<bytes::Bytes> {

@@ -302,3 +302,88 @@ async fn a_pulled_url_goes_live_and_stops_when_nobody_watches() {
     server.abort();
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_goes_away_hands_its_channel_to_another_which_continues_it() {
+    // Two ingest workers (two stacks) on one NATS/Redis prefix and store;
+    // only the first runs live channels at first.
+    let first = Stack::start(StackOptions {
+        ladder: Some("240:400k".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let id = first
+        .start_channel(
+            "handed over",
+            media::live_job::Source::Generator(media::LiveGenerator {
+                event_interval_s: 3600.0,
+                width: 320,
+                height: 240,
+            }),
+            media::LiveLatency::Low,
+        )
+        .await
+        .unwrap();
+    first.wait_live(&id, Duration::from_secs(60)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let second = Stack::start(StackOptions {
+        ladder: Some("240:400k".into()),
+        prefix: Some(first.prefix.clone()),
+        media_store: Some(first.media_store()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut outcomes = second.watch_outcomes().await.unwrap();
+    let (status, before) = playlist(&second, &id, "240p", "").await;
+    assert_eq!(status, 200, "{before}");
+    assert!(before.starts_with("#EXTM3U"), "{before:?}");
+    let before = LivePlaylist::parse(&before, config()).unwrap();
+    // SIGTERM-like shutdown of the first: the channel is not ended.
+    let _first_files = first.shut_down_only().await;
+    let (_, text) = playlist(&second, &id, "240p", "").await;
+    assert!(
+        !text.contains("#EXT-X-ENDLIST"),
+        "ended by a shutdown:\n{text}"
+    );
+    // The second worker continues it: the playlist grows past the
+    // hand-over with a discontinuity, media sequence never going back.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        let (status, text) = playlist(&second, &id, "240p", "").await;
+        let pl =
+            LivePlaylist::parse(&text, config()).unwrap_or_else(|e| panic!("{e}: {status} {text}"));
+        if text.contains("#EXT-X-DISCONTINUITY\n")
+            && pl.segments().count() > before.segments().count() + 1
+        {
+            break pl;
+        }
+        assert!(Instant::now() < deadline, "not continued:\n{text}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(after.media_sequence(), before.media_sequence());
+    let first_uris: Vec<String> = before.segments().map(|s| s.uri.clone()).collect();
+    let now_uris: Vec<String> = after.segments().map(|s| s.uri.clone()).collect();
+    assert_eq!(
+        &now_uris[..first_uris.len()],
+        &first_uris[..],
+        "earlier segments kept"
+    );
+    assert!(after.segments().any(|s| s.discontinuity));
+    // Stopping ends the one recording.
+    let reply = second
+        .nats
+        .request(
+            stream_bus::Subjects::new(&second.prefix).live_stop(&id),
+            "".into(),
+        )
+        .await
+        .unwrap();
+    assert!(reply.payload.is_empty());
+    assert!(matches!(
+        outcomes.wait(&id, Duration::from_secs(30)).await.unwrap(),
+        Outcome::Ready(_)
+    ));
+    second.stop().await;
+}

@@ -636,6 +636,12 @@ impl LivePlaylist {
         Ok(pl)
     }
 
+    /// The segment in progress: its program date-time (Unix ms) and the
+    /// parts published so far.
+    pub fn open_segment(&self) -> (Option<i64>, &[Part]) {
+        (self.open.pdt_ms, &self.open.parts)
+    }
+
     /// The DVR window's length now, seconds (sum of listed EXTINFs).
     pub fn listed_s(&self) -> f64 {
         self.segments.iter().map(|s| s.duration_s).sum()

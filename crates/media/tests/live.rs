@@ -22,7 +22,14 @@ fn run(
 ) -> (BTreeMap<String, TrackOut>, Vec<f64>, f64) {
     let opts = LiveOptions {
         ladder: "360:800k,240:400k".parse().unwrap(),
-        timeline_offset_s: 100.0,
+        // The channel's clock started 100 s ago.
+        clock_anchor_ms: Some(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64
+                - 100_000,
+        ),
         ..Default::default()
     };
     let stop = AtomicBool::new(false);

@@ -93,8 +93,16 @@ pub async fn run(shared: Arc<Shared>) {
                 continue;
             }
         };
-        if let Some(msg) = messages.next().await {
+        let next = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            m = messages.next() => m,
+        };
+        if let Some(msg) = next {
             match msg {
+                // Taken while shutting down: straight back to the queue.
+                Ok(msg) if shared.shutdown.is_cancelled() => {
+                    let _ = msg.ack_with(AckKind::Nak(None)).await;
+                }
                 Ok(msg) => {
                     let shared = shared.clone();
                     running.spawn(async move {
@@ -146,8 +154,12 @@ async fn handle(shared: &Arc<Shared>, msg: jetstream::Message) {
     heartbeat.abort();
     let _ = tokio::fs::remove_dir_all(shared.scratch_dir.join(format!("live-{video_id}"))).await;
     match result {
-        Ok(()) => {
+        Ok(Outcome::Ended) => {
             let _ = msg.double_ack().await;
+        }
+        Ok(Outcome::HandedOff) => {
+            info!(%video_id, "channel handed back for another worker to continue");
+            let _ = msg.ack_with(AckKind::Nak(None)).await;
         }
         Err(reason) => {
             warn!(%video_id, %reason, "channel failed");
@@ -169,10 +181,21 @@ async fn handle(shared: &Arc<Shared>, msg: jetstream::Message) {
     }
 }
 
-/// Run one channel to its end. `Err(reason)` only when nothing could be
-/// published.
+/// How a channel's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Stopped (request, source end, idleness): the recording is `ready`.
+    Ended,
+    /// This worker is shutting down: the playlists stay open and the job
+    /// goes back to the queue; the next worker continues the channel after
+    /// an `EXT-X-DISCONTINUITY`.
+    HandedOff,
+}
+
+/// Run one channel until it ends or is handed off. `Err(reason)` only when
+/// nothing was ever published for it.
 #[instrument(skip_all, fields(video_id = %job.video_id))]
-async fn run_channel(shared: &Arc<Shared>, job: &media::LiveJob) -> Result<(), String> {
+async fn run_channel(shared: &Arc<Shared>, job: &media::LiveJob) -> Result<Outcome, String> {
     let video_id = job.video_id.clone();
     let scratch = shared.scratch_dir.join(format!("live-{video_id}"));
     let source = prepare_source(shared, job, &scratch).await?;
@@ -182,7 +205,6 @@ async fn run_channel(shared: &Arc<Shared>, job: &media::LiveJob) -> Result<(), S
         .parse::<VideoId>()
         .map(|v| v.timestamp_ms() as i64)
         .map_err(|e| e.to_string())?;
-    let now_ms = unix_ms();
     let low = job.latency == media::LiveLatency::Low as i32;
     let part_s = if low {
         shared.live_low_part_s
@@ -196,7 +218,7 @@ async fn run_channel(shared: &Arc<Shared>, job: &media::LiveJob) -> Result<(), S
         x264_preset: shared.transcode.x264_preset.clone(),
         low_latency: low,
         limits: shared.transcode.limits.clone(),
-        timeline_offset_s: ((now_ms - anchor_ms).max(0)) as f64 / 1000.0,
+        clock_anchor_ms: Some(anchor_ms),
         ..LiveOptions::default()
     };
     let window_s = if job.dvr_window_s > 0.0 {
@@ -265,6 +287,9 @@ async fn run_channel(shared: &Arc<Shared>, job: &media::LiveJob) -> Result<(), S
                 continue;
             }
             _ = shared.shutdown.cancelled(), if !stop.load(Ordering::Relaxed) => {
+                // A worker going away hands the channel on; only StopLive,
+                // the source's end or idleness end it.
+                publisher.handing_off = true;
                 stop.store(true, Ordering::Relaxed);
                 continue;
             }
@@ -274,10 +299,7 @@ async fn run_channel(shared: &Arc<Shared>, job: &media::LiveJob) -> Result<(), S
             continue;
         }
         let res = match ev {
-            LiveEvent::Planned(plan) => {
-                publisher.plan(plan.tracks);
-                Ok(())
-            }
+            LiveEvent::Planned(plan) => publisher.plan(plan.tracks).await,
             LiveEvent::Init { track, bytes } => publisher.init(&track, bytes).await,
             LiveEvent::Part {
                 track,
@@ -331,8 +353,10 @@ async fn run_channel(shared: &Arc<Shared>, job: &media::LiveJob) -> Result<(), S
     if let Some(e) = &publish_error {
         warn!(error = %e, "channel publishing failed");
     }
-    let outcome = if publisher.published_anything() {
-        publisher.finish().await
+    let outcome = if publisher.handing_off && publisher.published_anything() {
+        publisher.hand_off().await.map(|()| Outcome::HandedOff)
+    } else if publisher.published_anything() {
+        publisher.finish().await.map(|()| Outcome::Ended)
     } else {
         Err(match (result, publish_error) {
             (Err(e), _) => e.to_string(),
@@ -342,7 +366,10 @@ async fn run_channel(shared: &Arc<Shared>, job: &media::LiveJob) -> Result<(), S
     };
     for r in reply_to {
         let body = match &outcome {
-            Ok(()) => Bytes::new(),
+            Ok(Outcome::Ended) => Bytes::new(),
+            Ok(Outcome::HandedOff) => {
+                Bytes::from("the worker is shutting down; the channel goes on")
+            }
             Err(e) => Bytes::from(e.clone()),
         };
         let _ = shared.bus.client().publish(r, body).await;
@@ -448,6 +475,9 @@ struct TrackState {
     ended: bool,
     /// End of the last part, output seconds.
     end_s: f64,
+    /// The next segment starts a new run of the channel (a worker took it
+    /// over): EXT-X-DISCONTINUITY before it.
+    discontinuity: bool,
 }
 
 /// Turns a channel's events into store objects, playlists and events.
@@ -461,6 +491,10 @@ struct ChannelPublisher {
     tracks: Vec<TrackState>,
     by_name: HashMap<String, usize>,
     live_announced: bool,
+    /// An earlier run published this channel (this run continues it).
+    resumed: bool,
+    /// Shutting down: end the run without ending the playlists.
+    handing_off: bool,
     /// Parts that left their playlist, deleted after [`PART_LINGER`].
     expired_parts: VecDeque<(Instant, String)>,
     dropped: u64,
@@ -483,31 +517,90 @@ impl ChannelPublisher {
             tracks: Vec::new(),
             by_name: HashMap::new(),
             live_announced: false,
+            resumed: false,
+            handing_off: false,
             expired_parts: VecDeque::new(),
             dropped: 0,
         }
     }
 
-    fn plan(&mut self, tracks: Vec<Track>) {
+    /// Set up the tracks; a rendition an earlier run left open (its worker
+    /// died or shut down) is continued: its playlist is read back, a
+    /// segment it left unfinished is closed from its parts, and this run's
+    /// first segment follows an EXT-X-DISCONTINUITY.
+    async fn plan(&mut self, tracks: Vec<Track>) -> Result<(), String> {
         let segment_s = self.shared.transcode.segment_duration_s;
         for t in tracks {
+            let config = LiveConfig {
+                target_duration_s: segment_s.round().max(1.0) as u32,
+                part_target_s: self.part_s,
+                window_s: self.window_s,
+                map_uri: Some(stream_media::INIT_NAME.into()),
+            };
+            let stored = self
+                .shared
+                .store
+                .get_bytes(&self.key(&t.name, PLAYLIST_NAME))
+                .await
+                .map_err(|e| format!("read {}/{PLAYLIST_NAME}: {e}", t.name))?;
+            let earlier = stored
+                .and_then(|b| {
+                    LivePlaylist::parse(&String::from_utf8_lossy(&b), config.clone()).ok()
+                })
+                .filter(|p| !p.is_ended() && p.last_position().is_some());
+            let resumed = earlier.is_some();
+            let playlist = earlier.unwrap_or_else(|| LivePlaylist::new(config));
             self.by_name.insert(t.name.clone(), self.tracks.len());
             self.tracks.push(TrackState {
-                playlist: LivePlaylist::new(LiveConfig {
-                    target_duration_s: segment_s.round().max(1.0) as u32,
-                    part_target_s: self.part_s,
-                    window_s: self.window_s,
-                    map_uri: Some(stream_media::INIT_NAME.into()),
-                }),
+                msn: playlist.next_msn(),
+                playlist,
                 track: t,
-                msn: 0,
                 part: 0,
                 segment: Vec::new(),
                 init_published: false,
                 ended: false,
                 end_s: 0.0,
+                discontinuity: resumed,
             });
+            if resumed {
+                self.resumed = true;
+                let i = self.tracks.len() - 1;
+                self.close_unfinished(i).await?;
+            }
         }
+        if self.resumed {
+            info!("continuing the channel after an earlier run");
+        }
+        Ok(())
+    }
+
+    /// Close the segment an earlier run left open, from its part files.
+    async fn close_unfinished(&mut self, i: usize) -> Result<(), String> {
+        let name = self.tracks[i].track.name.clone();
+        let parts: Vec<String> = self.tracks[i]
+            .playlist
+            .open_segment()
+            .1
+            .iter()
+            .map(|p| p.uri.clone())
+            .collect();
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = Vec::new();
+        for uri in &parts {
+            let part = self
+                .shared
+                .store
+                .get_bytes(&self.key(&name, uri))
+                .await
+                .map_err(|e| format!("read {name}/{uri}: {e}"))?
+                .ok_or_else(|| format!("{name}/{uri} is listed but missing"))?;
+            bytes.extend_from_slice(&part);
+        }
+        self.tracks[i].segment = bytes;
+        let mut gone = Vec::new();
+        self.close_segment(i, &mut gone).await
     }
 
     fn index(&self, track: &str) -> Result<usize, String> {
@@ -555,7 +648,7 @@ impl ChannelPublisher {
             if starts_segment {
                 let pdt = anchor_ms + (start_s * 1000.0).round() as i64;
                 t.playlist
-                    .begin_segment(Some(pdt), false)
+                    .begin_segment(Some(pdt), std::mem::take(&mut t.discontinuity))
                     .map_err(|e| format!("{track}: {e}"))?;
             }
         }
@@ -724,7 +817,9 @@ impl ChannelPublisher {
             self.close_segment(i, &mut gone).await?;
         }
         let t = &mut self.tracks[i];
-        t.playlist.end().map_err(|e| format!("{track}: {e}"))?;
+        if !self.handing_off {
+            t.playlist.end().map_err(|e| format!("{track}: {e}"))?;
+        }
         t.ended = true;
         self.publish_playlist(i).await
     }
@@ -742,7 +837,20 @@ impl ChannelPublisher {
     }
 
     fn published_anything(&self) -> bool {
-        self.live_announced
+        self.live_announced || self.resumed
+    }
+
+    /// Shutting down: close what is open, leave the playlists without
+    /// EXT-X-ENDLIST for the next worker.
+    async fn hand_off(&mut self) -> Result<(), String> {
+        for i in 0..self.tracks.len() {
+            if !self.tracks[i].segment.is_empty() {
+                let mut gone = Vec::new();
+                self.close_segment(i, &mut gone).await?;
+                self.publish_playlist(i).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Every track ended: the recording is VOD now.

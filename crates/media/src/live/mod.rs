@@ -85,10 +85,12 @@ pub struct LiveOptions {
     /// Pace the source by its timestamps (real time). Off only to measure
     /// how fast the ladder can encode (benchmarks).
     pub paced: bool,
-    /// Output time of the first frame, seconds: the channel's clock (media
-    /// time = wall clock − the channel's anchor), so program date-times of
-    /// every run of the channel line up with wall-clock time.
-    pub timeline_offset_s: f64,
+    /// The channel's clock zero, Unix ms: the first frame's output time is
+    /// the wall clock when the source starts minus this (read just before
+    /// the pacer starts), so PDT = anchor + media time is the wall-clock
+    /// instant each frame was released, in every run of the channel.
+    /// `None`: output time starts at 0.
+    pub clock_anchor_ms: Option<i64>,
 }
 
 impl Default for LiveOptions {
@@ -103,7 +105,7 @@ impl Default for LiveOptions {
             limits: Limits::default(),
             queue_frames: 4,
             paced: true,
-            timeline_offset_s: 0.0,
+            clock_anchor_ms: None,
         }
     }
 }
@@ -408,6 +410,13 @@ pub fn run_live(
     }
     drop(pkt_tx);
     let stop_flag = Arc::new(AtomicBool::new(stop.load(Ordering::Relaxed)));
+    // Encoders are open: the clock starts now.
+    let offset_s = opts.clock_anchor_ms.map_or(0.0, |anchor| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        (now - anchor).max(0) as f64 / 1000.0
+    });
     let emitter = Emitter {
         rung_txs,
         audio_tx,
@@ -423,7 +432,7 @@ pub fn run_live(
         dropped: 0,
         last_report: Instant::now(),
     };
-    let offset_ticks = (opts.timeline_offset_s / f64::from(video_tb)).round() as i64;
+    let offset_ticks = (offset_s / f64::from(video_tb)).round() as i64;
     let source_handle = match source {
         LiveSource::Generator {
             event_interval_s,
