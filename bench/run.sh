@@ -3,11 +3,13 @@
 # JSON line of its figures and ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-run_transcode() { cargo run --release -q -p stream-bench --bin transcode; }
+# The in-process stacks run VOD transcodes in the `test-transcoder` child.
+stack_bins() { cargo build --release -q -p stream-tests --bins; }
+run_transcode() { stack_bins && cargo run --release -q -p stream-bench --bin transcode; }
 run_abr() { bash bench/abr.sh; }
-run_sessions() { cargo build --release -q --bins && cargo run --release -q -p stream-bench --bin sessions; }
-run_markers() { RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin markers; }
-run_live() { cargo build --release -q -p stream-tests --bins && RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin live; }
+run_sessions() { cargo build --release -q --bins && stack_bins && cargo run --release -q -p stream-bench --bin sessions; }
+run_markers() { stack_bins && RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin markers; }
+run_live() { stack_bins && RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin live; }
 case "${1:-all}" in
   transcode) run_transcode ;;
   abr) run_abr ;;

@@ -206,6 +206,47 @@ async fn a_generator_channel_serves_ll_hls_with_blocking_reload_and_becomes_vod(
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Each generator event marker sits on the frame that first shows the
+    // mint square (within one frame, 40 ms at 25 fps).
+    let (w, h) = (640u32, 360u32);
+    let side = (h / 4) & !1;
+    let (cx, cy) = ((w / 8) & !1, (h / 8) & !1);
+    let frames = stream_testkit::hls::pixel_track(&file, cx + side / 2, cy + side / 2).unwrap();
+    let mint =
+        |p: [u8; 3]| p[0].abs_diff(212) < 16 && p[1].abs_diff(94) < 12 && p[2].abs_diff(85) < 12;
+    let onsets: Vec<f64> = frames
+        .windows(2)
+        .filter(|w| !mint(w[0].1) && mint(w[1].1))
+        .map(|w| w[1].0)
+        .collect();
+    let markers: serde_json::Value = stack
+        .http
+        .get(format!("{}/v1/videos/{id}/markers", stack.marker))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let times: Vec<f64> = markers["markers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["media_time"].as_f64().unwrap())
+        .filter(|t| {
+            frames.first().is_some_and(|f| *t > f.0) && frames.last().is_some_and(|f| *t < f.0)
+        })
+        .collect();
+    assert!(
+        !times.is_empty() && !onsets.is_empty(),
+        "markers {times:?}, onsets {onsets:?}"
+    );
+    for t in &times {
+        assert!(
+            onsets.iter().any(|o| (o - t).abs() <= 0.040 + 1e-6),
+            "marker at {t} s: no mint square starts within a frame (onsets {onsets:?})"
+        );
+    }
     stack.stop().await;
 }
 

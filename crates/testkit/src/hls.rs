@@ -141,3 +141,43 @@ fn decode_file(path: &Path) -> Result<Decoded> {
     let first = first.ok_or_else(|| anyhow!("segment decoded to nothing"))?;
     Ok((first, units, end, size))
 }
+
+/// Decode the video of a whole media file and return, for every frame, its
+/// presentation time (s) and the Y, U, V samples at pixel (`x`, `y`)
+/// (8-bit 4:2:0 video).
+pub fn pixel_track(path: &Path, x: u32, y: u32) -> Result<Vec<(f64, [u8; 3])>> {
+    ff::init()?;
+    let mut input = ff::format::input(path)?;
+    let stream = input
+        .streams()
+        .best(ff::media::Type::Video)
+        .ok_or_else(|| anyhow!("no video stream"))?;
+    let (tb, index) = (stream.time_base(), stream.index());
+    let mut dec = ff::codec::context::Context::from_parameters(stream.parameters())?
+        .decoder()
+        .video()?;
+    let mut out = Vec::new();
+    let mut frame = ff::frame::Video::empty();
+    let mut take = |f: &ff::frame::Video| {
+        let pts = f.timestamp().unwrap_or(0) as f64 * f64::from(tb);
+        let (cx, cy) = ((x / 2) as usize, (y / 2) as usize);
+        let yv = f.data(0)[y as usize * f.stride(0) + x as usize];
+        let u = f.data(1)[cy * f.stride(1) + cx];
+        let v = f.data(2)[cy * f.stride(2) + cx];
+        out.push((pts, [yv, u, v]));
+    };
+    for (s, packet) in input.packets() {
+        if s.index() != index {
+            continue;
+        }
+        dec.send_packet(&packet)?;
+        while dec.receive_frame(&mut frame).is_ok() {
+            take(&frame);
+        }
+    }
+    dec.send_eof()?;
+    while dec.receive_frame(&mut frame).is_ok() {
+        take(&frame);
+    }
+    Ok(out)
+}
