@@ -20,7 +20,16 @@ fn run(
     source: LiveSource,
     stop_after: Option<Duration>,
 ) -> (BTreeMap<String, TrackOut>, Vec<f64>, f64) {
+    run_with(source, stop_after, true)
+}
+
+fn run_with(
+    source: LiveSource,
+    stop_after: Option<Duration>,
+    paced: bool,
+) -> (BTreeMap<String, TrackOut>, Vec<f64>, f64) {
     let opts = LiveOptions {
+        paced,
         ladder: "360:800k,240:400k".parse().unwrap(),
         // The channel's clock started 100 s ago.
         clock_anchor_ms: Some(
@@ -172,5 +181,29 @@ fn the_generator_runs_until_stopped_and_reports_events() {
     }
     for e in &events {
         assert!(*e >= 100.0, "event media time on the channel clock: {e}");
+    }
+}
+
+#[test]
+fn a_looped_file_continues_its_timeline_across_loops() {
+    // Unpaced (as fast as the encoders go) for 3 s of wall time: about two
+    // passes of the 5.3 s sample; audio runs past the last frame of each
+    // pass, so the next pass must start after both.
+    let (tracks, _, _) = run_with(
+        LiveSource::File {
+            path: samples::path(samples::BIG_BUCK_BUNNY),
+            looped: true,
+        },
+        Some(Duration::from_secs(3)),
+        false,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for (name, t) in &tracks {
+        check_parts(name, t, 0.5, 0.04);
+        let (n, d) = frames(dir.path(), name, t);
+        if name != "audio" {
+            assert!(n > 132, "{name}: {n} frames: did not loop");
+        }
+        assert!(d > 5.3, "{name}: {d} s");
     }
 }

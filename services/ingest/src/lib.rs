@@ -72,6 +72,24 @@ impl Shared {
         }
     }
 
+    /// A video failed for good: delete whatever of it was published
+    /// (nothing of a failed video is served), then say `failed` with the
+    /// reason.
+    pub async fn fail_video(&self, video_id: &str, reason: String, input_error: bool) {
+        let _ = self
+            .store
+            .delete_prefix(&MediaStore::video_prefix(video_id))
+            .await;
+        self.emit(stream_bus::event(
+            video_id,
+            stream_bus::video_event::Kind::Failed(stream_bus::media::Failed {
+                reason,
+                input_error,
+            }),
+        ))
+        .await;
+    }
+
     /// Apply an event to the catalogue, then publish it (JetStream ack
     /// awaited): whoever sees the event can read the catalogue reflecting
     /// it. Errors when the bus did not take it (a failed catalogue write is

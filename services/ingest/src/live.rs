@@ -163,19 +163,7 @@ async fn handle(shared: &Arc<Shared>, msg: jetstream::Message) {
         }
         Err(reason) => {
             warn!(%video_id, %reason, "channel failed");
-            let _ = shared
-                .store
-                .delete_prefix(&MediaStore::video_prefix(&video_id))
-                .await;
-            shared
-                .emit(event(
-                    &video_id,
-                    Kind::Failed(media::Failed {
-                        reason,
-                        input_error: true,
-                    }),
-                ))
-                .await;
+            shared.fail_video(&video_id, reason, true).await;
             let _ = msg.ack_with(AckKind::Term).await;
         }
     }

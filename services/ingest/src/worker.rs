@@ -160,19 +160,7 @@ pub async fn report_exhausted(shared: Arc<Shared>) {
             "transcode abandoned after {deliveries} deliveries: the worker stopped during each"
         );
         warn!(%video_id, deliveries, "job deliveries exhausted");
-        let _ = shared
-            .store
-            .delete_prefix(&MediaStore::video_prefix(&video_id))
-            .await;
-        shared
-            .emit(event(
-                &video_id,
-                Kind::Failed(media::Failed {
-                    reason,
-                    input_error: false,
-                }),
-            ))
-            .await;
+        shared.fail_video(&video_id, reason, false).await;
     }
 }
 
@@ -214,24 +202,18 @@ async fn handle(shared: &Arc<Shared>, msg: jetstream::Message) {
         }
         Err(e) => {
             let last = e.terminal || i64::from(attempt) >= stream_bus::JOB_MAX_DELIVER;
-            // Nothing partial stays served.
-            let _ = shared
-                .store
-                .delete_prefix(&MediaStore::video_prefix(&video_id))
-                .await;
             if last {
                 warn!(%video_id, attempt, reason = %e.reason, input = e.input, "job failed");
                 shared
-                    .emit(event(
-                        &video_id,
-                        Kind::Failed(media::Failed {
-                            reason: e.reason.clone(),
-                            input_error: e.input,
-                        }),
-                    ))
+                    .fail_video(&video_id, e.reason.clone(), e.input)
                     .await;
                 let _ = msg.ack_with(AckKind::Term).await;
             } else {
+                // Nothing partial stays served while waiting for the retry.
+                let _ = shared
+                    .store
+                    .delete_prefix(&MediaStore::video_prefix(&video_id))
+                    .await;
                 warn!(%video_id, attempt, reason = %e.reason, "attempt failed, will retry");
                 let _ = msg.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await;
             }

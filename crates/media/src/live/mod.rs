@@ -158,31 +158,6 @@ pub struct LiveReport {
     pub wall_s: f64,
 }
 
-pub(crate) enum LiveNote {
-    Part {
-        track: usize,
-        bytes: Vec<u8>,
-        start_s: f64,
-        duration_s: f64,
-        independent: bool,
-        starts_segment: bool,
-        next_starts_segment: bool,
-    },
-    Ended {
-        track: usize,
-    },
-    SourceEvent {
-        media_time_s: f64,
-        source_time_s: f64,
-    },
-    Progress {
-        media_time_s: f64,
-        frames: u64,
-        dropped: u64,
-        lateness_s: f64,
-    },
-}
-
 /// Network protocols a pulled URL may use (and the ones HLS needs inside).
 const PULL_PROTOCOLS: &str = "http,https,tcp,tls,crypto,rtmp,rtmps,rtsp,srt,udp,hls";
 /// Video time base of generated frames (90 kHz, as MPEG systems).
@@ -287,7 +262,7 @@ pub fn run_live(
             .ok_or_else(|| MediaError::Pipeline("libx264 produced no SPS in extradata".into()))?;
         let (muxer, init) = FragmentMuxer::create(&enc, x264)?;
         packagers.push(TrackPackager::new(
-            tracks.len(),
+            plan.name.clone(),
             muxer,
             true,
             opts.segment_duration_s,
@@ -342,7 +317,7 @@ pub fn run_live(
             .ok_or_else(|| MediaError::Pipeline("AAC encoder is not available".into()))?;
         let (muxer, init) = FragmentMuxer::create(&enc, aac)?;
         packagers.push(TrackPackager::new(
-            tracks.len(),
+            AUDIO_TRACK.into(),
             muxer,
             false,
             opts.segment_duration_s,
@@ -374,7 +349,7 @@ pub fn run_live(
 
     // Stages.
     let depth = opts.queue_frames.max(1);
-    let (note_tx, note_rx) = bounded::<LiveNote>(256);
+    let (note_tx, note_rx) = bounded::<LiveEvent>(256);
     let (pkt_tx, pkt_rx) = bounded::<PacketMsg>(depth * (tracks.len() + 1) * 4);
     let mut handles = Vec::new();
     {
@@ -488,46 +463,7 @@ pub fn run_live(
     // Relay notes until every stage has dropped its sender; mirror `stop`.
     loop {
         match note_rx.recv_timeout(std::time::Duration::from_millis(100)) {
-            Ok(note) => on_event(match note {
-                LiveNote::Part {
-                    track,
-                    bytes,
-                    start_s,
-                    duration_s,
-                    independent,
-                    starts_segment,
-                    next_starts_segment,
-                } => LiveEvent::Part {
-                    track: track_names[track].clone(),
-                    bytes,
-                    start_s,
-                    duration_s,
-                    independent,
-                    starts_segment,
-                    next_starts_segment,
-                },
-                LiveNote::Ended { track } => LiveEvent::TrackEnded {
-                    track: track_names[track].clone(),
-                },
-                LiveNote::SourceEvent {
-                    media_time_s,
-                    source_time_s,
-                } => LiveEvent::SourceEvent {
-                    media_time_s,
-                    source_time_s,
-                },
-                LiveNote::Progress {
-                    media_time_s,
-                    frames,
-                    dropped,
-                    lateness_s,
-                } => LiveEvent::Progress {
-                    media_time_s,
-                    frames,
-                    dropped,
-                    lateness_s,
-                },
-            }),
+            Ok(event) => on_event(event),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }

@@ -19,13 +19,13 @@ use crossbeam_channel::{Receiver, Sender};
 use ffmpeg_next as ff;
 
 use super::fragment::FragmentMuxer;
-use super::LiveNote;
+use super::LiveEvent;
 use crate::error::MediaError;
 use crate::pipeline::PacketMsg;
 
 /// One track's cutting state.
 pub(crate) struct TrackPackager {
-    track: usize,
+    track: String,
     muxer: FragmentMuxer,
     is_video: bool,
     segment_ticks: i64,
@@ -44,7 +44,7 @@ pub(crate) struct TrackPackager {
 impl TrackPackager {
     /// `segment_s`/`part_s`: nominal segment and part durations, seconds.
     pub(crate) fn new(
-        track: usize,
+        track: String,
         muxer: FragmentMuxer,
         is_video: bool,
         segment_s: f64,
@@ -76,7 +76,7 @@ impl TrackPackager {
         &mut self,
         mut packet: ff::Packet,
         from: ff::Rational,
-        notes: &Sender<LiveNote>,
+        notes: &Sender<LiveEvent>,
     ) -> Result<(), MediaError> {
         packet.rescale_ts(from, self.muxer.time_base());
         let Some(dts) = packet.dts().or(packet.pts()) else {
@@ -136,7 +136,7 @@ impl TrackPackager {
         &mut self,
         duration: i64,
         next_starts_segment: bool,
-        notes: &Sender<LiveNote>,
+        notes: &Sender<LiveEvent>,
     ) -> Result<(), MediaError> {
         let bytes = self.muxer.cut()?;
         if bytes.is_empty() {
@@ -144,8 +144,8 @@ impl TrackPackager {
         }
         let start = self.part_start.unwrap_or(0);
         notes
-            .send(LiveNote::Part {
-                track: self.track,
+            .send(LiveEvent::Part {
+                track: self.track.clone(),
                 bytes,
                 start_s: self.seconds(start),
                 duration_s: self.seconds(duration),
@@ -157,7 +157,7 @@ impl TrackPackager {
     }
 
     /// Write the held packet and close the last part.
-    pub(crate) fn finish(mut self, notes: &Sender<LiveNote>) -> Result<(), MediaError> {
+    pub(crate) fn finish(mut self, notes: &Sender<LiveEvent>) -> Result<(), MediaError> {
         if let Some(mut last) = self.pending.take() {
             let dts = last.dts().or(last.pts()).unwrap_or(0);
             last.set_duration(self.last_duration.max(1));
@@ -166,7 +166,7 @@ impl TrackPackager {
             self.emit_part(dts + self.last_duration.max(1) - start, false, notes)?;
         }
         notes
-            .send(LiveNote::Ended { track: self.track })
+            .send(LiveEvent::TrackEnded { track: self.track })
             .map_err(|_| MediaError::Pipeline("caller stopped".into()))
     }
 }
@@ -175,7 +175,7 @@ impl TrackPackager {
 pub(crate) fn live_package_stage(
     mut tracks: Vec<TrackPackager>,
     rx: Receiver<PacketMsg>,
-    notes: Sender<LiveNote>,
+    notes: Sender<LiveEvent>,
 ) -> Result<(), MediaError> {
     let mut ended = vec![false; tracks.len()];
     let mut done: Vec<Option<TrackPackager>> = Vec::new();

@@ -15,10 +15,10 @@ use crossbeam_channel::Sender;
 use ff::Rescale;
 use ffmpeg_next as ff;
 
-use super::LiveNote;
+use super::LiveEvent;
 use crate::error::{MediaError, Stage};
 use crate::pipeline::decode::KeyframeClock;
-use crate::pipeline::{AudioMsg, FrameMsg, SourceFrame};
+use crate::pipeline::{fan_out, AudioMsg, FrameMsg};
 
 /// Longest single sleep of the pacer: the stop flag is read at least this
 /// often while waiting.
@@ -83,7 +83,7 @@ impl Pacer {
 pub(crate) struct Emitter {
     pub(crate) rung_txs: Vec<Sender<FrameMsg>>,
     pub(crate) audio_tx: Option<Sender<AudioMsg>>,
-    pub(crate) notes: Sender<LiveNote>,
+    pub(crate) notes: Sender<LiveEvent>,
     pub(crate) keyframes: KeyframeClock,
     pub(crate) pacer: Pacer,
     pub(crate) stop: Arc<AtomicBool>,
@@ -117,20 +117,7 @@ impl Emitter {
         self.last_pts = Some(pts);
         let keyframe = self.keyframes.is_boundary(pts);
         frame.set_pts(Some(pts));
-        frame.set_kind(if keyframe {
-            ff::picture::Type::I
-        } else {
-            ff::picture::Type::None
-        });
-        let shared = Arc::new(SourceFrame {
-            frame,
-            pts,
-            keyframe,
-        });
-        for tx in &self.rung_txs {
-            tx.send(FrameMsg::Frame(shared.clone()))
-                .map_err(|_| MediaError::Pipeline("a rung stopped".into()))?;
-        }
+        fan_out(&self.rung_txs, frame, pts, keyframe)?;
         self.frames += 1;
         self.report(false);
         Ok(true)
@@ -149,7 +136,7 @@ impl Emitter {
             self.last_report = Instant::now();
             let t = self.last_pts.unwrap_or(0) as f64 * f64::from(self.time_base);
             // Advisory: dropped when the caller is behind.
-            let _ = self.notes.try_send(LiveNote::Progress {
+            let _ = self.notes.try_send(LiveEvent::Progress {
                 media_time_s: t,
                 frames: self.frames,
                 dropped: self.dropped,
@@ -243,6 +230,15 @@ impl Demuxed {
                 } else if !eof && Some(packet.stream()) == self.audio_index {
                     let mut owned = std::mem::replace(&mut packet, ff::Packet::empty());
                     if let Some(atb) = atb {
+                        // The next pass starts after the longer of the
+                        // video and the audio of this one (audio often
+                        // runs a few ms past the last frame).
+                        if let Some(p) = owned.pts() {
+                            let a_start = start_us.rescale(ff::rescale::TIME_BASE, atb);
+                            let end =
+                                (p.saturating_add(owned.duration()) - a_start).rescale(atb, tb);
+                            pass_end = pass_end.max(end.saturating_add(pass_offset));
+                        }
                         let shift = pass_offset.rescale(tb, atb);
                         owned.set_pts(owned.pts().map(|p| p.saturating_add(shift)));
                         owned.set_dts(owned.dts().map(|p| p.saturating_add(shift)));
@@ -350,7 +346,7 @@ impl Generator {
             if source_s >= next_event {
                 next_event = source_s + self.next_interval(&mut rng);
                 event_left = EVENT_FRAMES;
-                let _ = out.notes.send(LiveNote::SourceEvent {
+                let _ = out.notes.send(LiveEvent::SourceEvent {
                     media_time_s: pts as f64 * f64::from(tb),
                     source_time_s: source_s,
                 });

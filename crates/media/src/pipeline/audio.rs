@@ -154,6 +154,13 @@ pub(crate) fn audio_stage_run(
                     )));
                 }
             }
+            // A small overlap (a loop, a spliced source) would make the
+            // encoder's timestamps go back: start this frame where the last
+            // one ended.
+            let pts = match (pts, expected_pts) {
+                (Some(p), Some(e)) if p < e => Some(e),
+                (p, _) => p,
+            };
             expected_pts = pts.map(|p| p.saturating_add(decoded.samples() as i64));
             decoded.set_pts(pts);
             g.get("in")

@@ -1,14 +1,13 @@
 //! The decode stage: demux, decode (and rotate) video, decide keyframes,
 //! fan frames out to the rungs and audio packets to the audio stage.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use ffmpeg_next as ff;
 
 use super::rotate::RotationFilter;
-use super::{AudioMsg, CancelRef, FrameMsg, Note, Progress, SourceFrame};
+use super::{fan_out, AudioMsg, CancelRef, FrameMsg, Note, Progress};
 use crate::error::MediaError;
 
 pub(super) struct DecodeStats {
@@ -208,7 +207,7 @@ impl DecodeStage {
 
     fn emit(
         &self,
-        mut frame: ff::frame::Video,
+        frame: ff::frame::Video,
         state: &mut KeyframeClock,
         last_pts: &mut Option<i64>,
         stats: &mut DecodeStats,
@@ -223,25 +222,10 @@ impl DecodeStage {
         }
         *last_pts = Some(pts);
         let keyframe = state.is_boundary(pts);
-        // The picture type carries the shared keyframe decision: a rung
-        // that encodes the source size sends this very frame.
-        frame.set_kind(if keyframe {
-            ff::picture::Type::I
-        } else {
-            ff::picture::Type::None
-        });
         stats.frames += 1;
         stats.media_end_s =
             (pts.saturating_add(self.frame_ticks) as f64 * f64::from(self.video_tb)).max(0.0);
-        let shared = Arc::new(SourceFrame {
-            frame,
-            pts,
-            keyframe,
-        });
-        for tx in &self.rung_txs {
-            tx.send(FrameMsg::Frame(shared.clone()))
-                .map_err(|_| MediaError::Pipeline("a rung stopped".into()))?;
-        }
+        fan_out(&self.rung_txs, frame, pts, keyframe)?;
         Ok(())
     }
 }

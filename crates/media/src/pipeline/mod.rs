@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{bounded, Sender};
 use ff::Rescale;
 use ffmpeg_next as ff;
 use serde::{Deserialize, Serialize};
@@ -517,6 +517,32 @@ pub(crate) struct SourceFrame {
     pub(crate) frame: ff::frame::Video,
     pub(crate) pts: i64,
     pub(crate) keyframe: bool,
+}
+
+/// Send one decoded frame (at `pts`, encoder time-base ticks) to every rung
+/// with the shared keyframe decision. The picture type carries the
+/// decision too: a rung that encodes the source size sends this very frame.
+pub(crate) fn fan_out(
+    rung_txs: &[Sender<FrameMsg>],
+    mut frame: ff::frame::Video,
+    pts: i64,
+    keyframe: bool,
+) -> Result<(), MediaError> {
+    frame.set_kind(if keyframe {
+        ff::picture::Type::I
+    } else {
+        ff::picture::Type::None
+    });
+    let shared = Arc::new(SourceFrame {
+        frame,
+        pts,
+        keyframe,
+    });
+    for tx in rung_txs {
+        tx.send(FrameMsg::Frame(shared.clone()))
+            .map_err(|_| MediaError::Pipeline("a rung stopped".into()))?;
+    }
+    Ok(())
 }
 
 pub(crate) enum FrameMsg {
