@@ -9,7 +9,9 @@ import './style.css';
 const $ = (id) => document.getElementById(id);
 const id = new URLSearchParams(location.search).get('id') || '';
 const video = $('video');
-const samples = []; // latency samples, s
+const samples = []; // latency samples, s (after the first 2 s of playback)
+const WARMUP_MS = 2000; // hls.js seeks to its live sync point meanwhile
+let playingSince = 0;
 
 function showError(msg) {
   $('error').textContent = msg || '';
@@ -50,11 +52,15 @@ function start() {
   hls.loadSource(src);
   hls.attachMedia(video);
   hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
+  video.addEventListener('playing', () => {
+    if (!playingSince) playingSince = performance.now();
+  });
   setInterval(() => {
     const latency = hls.latency;
     const level = hls.levels[hls.currentLevel];
     const ahead = video.buffered.length ? video.buffered.end(video.buffered.length - 1) - video.currentTime : 0;
-    if (Number.isFinite(latency) && latency > 0 && !video.paused) samples.push(latency);
+    const warm = playingSince && performance.now() - playingSince > WARMUP_MS;
+    if (warm && Number.isFinite(latency) && latency > 0 && !video.paused) samples.push(latency);
     $('stats').textContent = [
       Number.isFinite(latency) ? `latency ${latency.toFixed(2)} s` : 'latency –',
       Number.isFinite(hls.targetLatency) ? `target ${hls.targetLatency.toFixed(2)} s` : '',

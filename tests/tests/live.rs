@@ -170,6 +170,13 @@ async fn a_generator_channel_serves_ll_hls_with_blocking_reload_and_becomes_vod(
         .unwrap();
     let list = markers["markers"].as_array().cloned().unwrap_or_default();
     assert!(!list.is_empty(), "no event markers: {markers}");
+    // ...and EXT-X-DATERANGEs of the live playlists (hls.js makes cues of
+    // them; START-DATE on the same clock as the PDTs).
+    let (_, text) = playlist(&stack, &id, "360p", "").await;
+    assert!(
+        text.contains("#EXT-X-DATERANGE:") && text.contains("X-KIND=\"event\""),
+        "no DATERANGE in the live playlist:\n{text}"
+    );
 
     // Stop: the reply comes once the recording is ready.
     let reply = stack
@@ -427,4 +434,83 @@ async fn a_worker_that_goes_away_hands_its_channel_to_another_which_continues_it
         Outcome::Ready(_)
     ));
     second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dvr_window_plays_back_from_a_minute_ago() {
+    let stack = Stack::start(StackOptions {
+        ladder: Some("240:300k".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let id = stack
+        .start_channel(
+            "dvr",
+            media::live_job::Source::Generator(media::LiveGenerator {
+                event_interval_s: 3600.0,
+                width: 320,
+                height: 240,
+            }),
+            media::LiveLatency::Normal,
+        )
+        .await
+        .unwrap();
+    stack.wait_live(&id, Duration::from_secs(60)).await.unwrap();
+    // Wait (in real time: it is live) until the window holds over 64 s.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let pl = loop {
+        let (_, text) = playlist(&stack, &id, "240p", "").await;
+        let pl = LivePlaylist::parse(&text, config()).unwrap();
+        if pl.listed_s() > 64.0 {
+            break pl;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "window holds only {} s",
+            pl.listed_s()
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    // Seek 60 s back: the segment whose PDT is a minute before the newest.
+    let segments: Vec<_> = pl.segments().cloned().collect();
+    let newest = segments.last().unwrap().pdt_ms.unwrap();
+    let back = segments
+        .iter()
+        .position(|s| s.pdt_ms.unwrap() >= newest - 60_000)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = stack
+        .edge_get(&format!("/hls/{id}/240p/init.mp4"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    for s in &segments[back..back + 3] {
+        let resp = stack
+            .edge_get(&format!("/hls/{id}/240p/{}", s.uri))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", s.uri);
+        bytes.extend(resp.bytes().await.unwrap());
+    }
+    let file = dir.path().join("dvr.mp4");
+    std::fs::write(&file, bytes).unwrap();
+    let frames = stream_testkit::hls::pixel_track(&file, 10, 10).unwrap();
+    // Three 2 s segments at 25 fps.
+    assert!(frames.len() >= 140, "{} frames decoded", frames.len());
+    // Their media times are a minute behind the live edge.
+    let anchor = id.parse::<stream_hls::VideoId>().unwrap().timestamp_ms() as f64;
+    let first_s = (segments[back].pdt_ms.unwrap() as f64 - anchor) / 1000.0;
+    // Within the B-frame reorder delay (normal latency: the mp4 muxer's
+    // composition offsets put the first displayed frame up to 3 frames
+    // after the keyframe PTS the PDT is stamped from).
+    assert!(
+        (frames[0].0 - first_s).abs() < 0.125,
+        "{} vs {first_s}",
+        frames[0].0
+    );
+    stack.stop().await;
 }

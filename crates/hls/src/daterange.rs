@@ -63,6 +63,75 @@ fn date(ms: i64) -> chrono::DateTime<chrono::FixedOffset> {
         .fixed_offset()
 }
 
+/// The attribute list of a marker's `EXT-X-DATERANGE` (RFC 8216 §4.3.2.7):
+/// `ID`, `CLASS`, `START-DATE` (anchor + media time), `DURATION` (s, when
+/// set), `X-LABEL`, `X-KIND`.
+pub fn daterange_attributes(m: &PlaylistMarker, anchor: Anchor) -> String {
+    let start = anchor.pdt(m.media_time);
+    let mut rest = format!(
+        "ID=\"{}\",CLASS=\"{}\",START-DATE=\"{}\"",
+        quoted(&m.id),
+        quoted(&m.kind),
+        date(start).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    );
+    if let Some(d) = m.duration.filter(|d| d.is_finite() && *d > 0.0) {
+        rest.push_str(&format!(",DURATION={d:.3}"));
+    }
+    rest.push_str(&format!(
+        ",X-LABEL=\"{}\",X-KIND=\"{}\"",
+        quoted(&m.label),
+        quoted(&m.kind)
+    ));
+    rest
+}
+
+/// Add the markers' DATERANGEs to an LL-HLS media playlist as written by
+/// [`crate::live`] (text kept as it is; m3u8-rs cannot carry its tags).
+/// Its segments already have PDTs (anchor + media time); markers from the
+/// first listed PDT on are written, by start then id, before the first
+/// media line. Playlists without a PDT come back unchanged.
+pub fn annotate_live_playlist(text: &str, anchor: Anchor, markers: &[PlaylistMarker]) -> String {
+    let first_pdt = text.lines().find_map(|l| {
+        l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:")
+            .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
+            .map(|d| d.timestamp_millis())
+    });
+    let Some(first_pdt) = first_pdt else {
+        return text.to_string();
+    };
+    let mut sorted: Vec<&PlaylistMarker> = markers
+        .iter()
+        .filter(|m| anchor.pdt(m.media_time) >= first_pdt)
+        .collect();
+    if sorted.is_empty() {
+        return text.to_string();
+    }
+    sorted.sort_by(|a, b| a.media_time.total_cmp(&b.media_time).then(a.id.cmp(&b.id)));
+    let mut out = String::with_capacity(text.len() + sorted.len() * 160);
+    let mut written = false;
+    for line in text.lines() {
+        let media = [
+            "#EXT-X-DISCONTINUITY",
+            "#EXT-X-PROGRAM-DATE-TIME",
+            "#EXT-X-PART:",
+            "#EXTINF",
+        ]
+        .iter()
+        .any(|t| line.starts_with(t));
+        if media && !written {
+            for m in &sorted {
+                out.push_str("#EXT-X-DATERANGE:");
+                out.push_str(&daterange_attributes(m, anchor));
+                out.push('\n');
+            }
+            written = true;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// Add PDTs and the markers' DATERANGEs to a media playlist (`text`);
 /// returns the new playlist text. `markers` in any order; they are written
 /// by start, then id.
@@ -113,20 +182,7 @@ pub fn annotate_media_playlist(
             .partition_point(|p| *p <= start)
             .saturating_sub(1)
             .min(last);
-        let mut rest = format!(
-            "ID=\"{}\",CLASS=\"{}\",START-DATE=\"{}\"",
-            quoted(&m.id),
-            quoted(&m.kind),
-            date(start).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        );
-        if let Some(d) = m.duration.filter(|d| d.is_finite() && *d > 0.0) {
-            rest.push_str(&format!(",DURATION={d:.3}"));
-        }
-        rest.push_str(&format!(
-            ",X-LABEL=\"{}\",X-KIND=\"{}\"",
-            quoted(&m.label),
-            quoted(&m.kind)
-        ));
+        let rest = daterange_attributes(m, anchor);
         pl.segments[idx].unknown_tags.push(ExtTag {
             tag: "X-DATERANGE".into(),
             rest: Some(rest),
@@ -170,6 +226,21 @@ seg_00002.m4s
             media_time: t,
             duration: None,
         }
+    }
+
+    #[test]
+    fn live_playlists_get_dateranges_before_their_first_segment() {
+        let text = "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:10.000Z\n#EXT-X-PART:DURATION=0.50000,URI=\"p.m4s\",INDEPENDENT=YES\n#EXTINF:2.00000,\nseg_00005.m4s\n";
+        let markers = [marker("01B", 11.0, "in"), marker("01A", 3.0, "gone")];
+        let out = annotate_live_playlist(text, ANCHOR, &markers);
+        assert_eq!(
+            out,
+            "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-DATERANGE:ID=\"01B\",CLASS=\"scene\",START-DATE=\"2026-01-01T00:00:11.000Z\",X-LABEL=\"in\",X-KIND=\"scene\"\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:10.000Z\n#EXT-X-PART:DURATION=0.50000,URI=\"p.m4s\",INDEPENDENT=YES\n#EXTINF:2.00000,\nseg_00005.m4s\n"
+        );
+        assert_eq!(
+            annotate_live_playlist("#EXTM3U\n", ANCHOR, &markers),
+            "#EXTM3U\n"
+        );
     }
 
     #[test]

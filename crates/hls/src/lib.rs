@@ -18,7 +18,9 @@ pub mod live;
 pub mod master;
 pub mod path;
 
-pub use daterange::{annotate_media_playlist, AnnotateError, PlaylistMarker};
+pub use daterange::{
+    annotate_live_playlist, annotate_media_playlist, AnnotateError, PlaylistMarker,
+};
 pub use live::{
     blocking_reload, Directives, LiveConfig, LivePlaylist, Reload, RenderOptions, RenditionReport,
 };

@@ -242,11 +242,21 @@ async fn media_playlist(
     let finished = contains(&body, b"#EXT-X-ENDLIST");
     if contains(&body, b"#EXT-X-PART-INF") {
         // A channel's recording: LL-HLS text m3u8-rs cannot rewrite (it has
-        // PDTs of its own already).
+        // PDTs of its own already); markers go in as they do for live.
         let cache = if finished {
             CACHE_FINISHED
         } else {
             CACHE_GROWING
+        };
+        let video: VideoId = id.parse().map_err(|_| EdgeError::NotFound)?;
+        let anchor = stream_clock::Anchor::from_ulid_ms(video.timestamp_ms());
+        let body = match &marks {
+            Ok(range) => bytes::Bytes::from(stream_hls::annotate_live_playlist(
+                &String::from_utf8_lossy(&body),
+                anchor,
+                &playlist_markers(&range.markers),
+            )),
+            Err(_) => body,
         };
         let mut resp = Response::builder()
             .status(StatusCode::OK)
@@ -267,17 +277,7 @@ async fn media_playlist(
     let anchor = stream_clock::Anchor::from_ulid_ms(video.timestamp_ms());
     let (text, etag, cache) = match &marks {
         Ok(range) => {
-            let markers: Vec<_> = range
-                .markers
-                .iter()
-                .map(|m| stream_hls::PlaylistMarker {
-                    id: m.id.clone(),
-                    kind: m.input.kind.clone(),
-                    label: m.input.label.clone(),
-                    media_time: m.input.media_time,
-                    duration: m.input.duration,
-                })
-                .collect();
+            let markers = playlist_markers(&range.markers);
             let cache = match (finished, markers.is_empty()) {
                 (false, _) => CACHE_GROWING,
                 (true, false) => CACHE_MARKED,
@@ -323,6 +323,22 @@ async fn media_playlist(
         Body::from(text)
     };
     resp.body(body).map_err(|e| EdgeError::Store(e.to_string()))
+}
+
+/// Markers as DATERANGE sources.
+pub(crate) fn playlist_markers(
+    markers: &[stream_markers::Marker],
+) -> Vec<stream_hls::PlaylistMarker> {
+    markers
+        .iter()
+        .map(|m| stream_hls::PlaylistMarker {
+            id: m.id.clone(),
+            kind: m.input.kind.clone(),
+            label: m.input.label.clone(),
+            media_time: m.input.media_time,
+            duration: m.input.duration,
+        })
+        .collect()
 }
 
 fn playlist_cache(

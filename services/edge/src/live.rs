@@ -36,19 +36,55 @@ pub const CACHE_LIVE: &str = "no-cache";
 /// Longest a preload-hinted part request waits for its part.
 pub const PART_WAIT: Duration = Duration::from_secs(6);
 
+/// How long a read playlist may be reused for the same notification count
+/// (a safety net should notifications stop).
+const PLAYLIST_REUSE: Duration = Duration::from_millis(500);
+
+/// A playlist read once and shared by the requests a notification woke.
+#[derive(Clone)]
+struct SharedRead {
+    version: u64,
+    at: tokio::time::Instant,
+    /// As stored; `None` when the playlist does not exist yet.
+    raw: Option<bytes::Bytes>,
+    /// With the markers' DATERANGEs.
+    annotated: Option<bytes::Bytes>,
+}
+
+/// One rendition someone waits on.
+struct Rendition {
+    updates: watch::Sender<u64>,
+    /// Single flight: the first request after a notification reads the
+    /// store (and the markers), the others it woke reuse that read.
+    read: Arc<tokio::sync::Mutex<Option<SharedRead>>>,
+}
+
 /// Wakes requests waiting on a rendition (`<video>/<track>`).
 #[derive(Default)]
 pub struct LiveNotifier {
-    renditions: Mutex<HashMap<String, watch::Sender<u64>>>,
+    renditions: Mutex<HashMap<String, Rendition>>,
+}
+
+/// A request's hold on a rendition: its update receiver and shared read.
+pub struct Watch {
+    updates: watch::Receiver<u64>,
+    read: Arc<tokio::sync::Mutex<Option<SharedRead>>>,
 }
 
 impl LiveNotifier {
     /// A receiver that changes at the rendition's next update.
-    pub fn watch(&self, video: &str, track: &str) -> watch::Receiver<u64> {
+    pub fn watch(&self, video: &str, track: &str) -> Watch {
         let mut map = self.renditions.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(format!("{video}/{track}"))
-            .or_insert_with(|| watch::channel(0).0)
-            .subscribe()
+        let r = map
+            .entry(format!("{video}/{track}"))
+            .or_insert_with(|| Rendition {
+                updates: watch::channel(0).0,
+                read: Arc::default(),
+            });
+        Watch {
+            updates: r.updates.subscribe(),
+            read: r.read.clone(),
+        }
     }
 
     /// The rendition was updated: wake its waiters; forget renditions
@@ -56,10 +92,10 @@ impl LiveNotifier {
     pub fn notify(&self, video: &str, track: &str) {
         let mut map = self.renditions.lock().unwrap_or_else(|e| e.into_inner());
         let key = format!("{video}/{track}");
-        if let Some(tx) = map.get(&key) {
-            tx.send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(r) = map.get(&key) {
+            r.updates.send_modify(|n| *n = n.wrapping_add(1));
         }
-        map.retain(|_, tx| tx.receiver_count() > 0);
+        map.retain(|_, r| r.updates.receiver_count() > 0);
     }
 }
 
@@ -121,18 +157,14 @@ pub async fn media_playlist(
 ) -> Result<Response, EdgeError> {
     let directives = Directives::parse(query).map_err(|e| EdgeError::BadRequest(e.to_string()))?;
     let _slot = blocking_slot(state, directives.msn.is_some())?;
-    let mut updates = state.live.watch(id, track);
+    let mut watch = state.live.watch(id, track);
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
-        let text = match state.store.objects().get(key).await {
-            Ok(r) => Some(
-                r.bytes()
-                    .await
-                    .map_err(|e| EdgeError::Store(e.to_string()))?,
-            ),
-            Err(object_store::Error::NotFound { .. }) if directives.msn.is_some() => None,
-            Err(object_store::Error::NotFound { .. }) => return Err(EdgeError::NotFound),
-            Err(e) => return Err(EdgeError::Store(e.to_string())),
+        let read = shared_read(state, id, key, &mut watch).await?;
+        let text = match read.raw {
+            Some(t) => Some(t),
+            None if directives.msn.is_some() => None,
+            None => return Err(EdgeError::NotFound),
         };
         let mut target_s = 2.0;
         if let Some(text) = &text {
@@ -156,9 +188,12 @@ pub async fn media_playlist(
                         out.push_str(line);
                         out.push('\n');
                     }
-                    return Ok(respond(bytes::Bytes::from(out), head));
+                    return Ok(respond(with_markers(state, id, &out).await, head));
                 }
-                Reload::Ready => return Ok(respond(text.clone(), head)),
+                Reload::Ready => {
+                    let body = read.annotated.unwrap_or_else(|| text.clone());
+                    return Ok(respond(body, head));
+                }
                 Reload::Wait => {}
             }
         }
@@ -166,9 +201,9 @@ pub async fn media_playlist(
             tokio::time::Instant::now() + Duration::from_secs_f64(3.0 * target_s)
         });
         tokio::select! {
-            changed = updates.changed() => {
+            changed = watch.updates.changed() => {
                 if changed.is_err() {
-                    updates = state.live.watch(id, track);
+                    watch = state.live.watch(id, track);
                 }
             }
             _ = tokio::time::sleep_until(until) => {
@@ -176,6 +211,76 @@ pub async fn media_playlist(
                     "the requested part did not appear within 3 target durations".into(),
                 ));
             }
+        }
+    }
+}
+
+/// The rendition's playlist as of the latest notification this request has
+/// seen: read from the store (and annotated with markers) by the first
+/// request after that notification, reused by the others.
+async fn shared_read(
+    state: &AppState,
+    id: &str,
+    key: &object_store::path::Path,
+    watch: &mut Watch,
+) -> Result<SharedRead, EdgeError> {
+    let version = *watch.updates.borrow_and_update();
+    let mut slot = watch.read.lock().await;
+    if let Some(r) = slot
+        .as_ref()
+        .filter(|r| r.version == version && r.at.elapsed() < PLAYLIST_REUSE)
+    {
+        return Ok(r.clone());
+    }
+    let raw = match state.store.objects().get(key).await {
+        Ok(r) => Some(
+            r.bytes()
+                .await
+                .map_err(|e| EdgeError::Store(e.to_string()))?,
+        ),
+        Err(object_store::Error::NotFound { .. }) => None,
+        Err(e) => return Err(EdgeError::Store(e.to_string())),
+    };
+    let annotated = match &raw {
+        Some(t) => Some(with_markers(state, id, &String::from_utf8_lossy(t)).await),
+        None => None,
+    };
+    let read = SharedRead {
+        version,
+        at: tokio::time::Instant::now(),
+        raw,
+        annotated,
+    };
+    *slot = Some(read.clone());
+    Ok(read)
+}
+
+/// The playlist with the video's markers as EXT-X-DATERANGE (as for VOD:
+/// START-DATE = the id's anchor + media time, which is the channel's PDT
+/// clock). Without the marker store the playlist goes out as it is.
+async fn with_markers(state: &AppState, id: &str, text: &str) -> bytes::Bytes {
+    let Ok(video) = id.parse::<stream_hls::VideoId>() else {
+        return bytes::Bytes::from(text.to_string());
+    };
+    let anchor = stream_clock::Anchor::from_ulid_ms(video.timestamp_ms());
+    match state
+        .markers
+        .range(
+            id,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            crate::hls::MAX_PLAYLIST_MARKERS,
+        )
+        .await
+    {
+        Ok(range) => bytes::Bytes::from(stream_hls::annotate_live_playlist(
+            text,
+            anchor,
+            &crate::hls::playlist_markers(&range.markers),
+        )),
+        Err(e) => {
+            warn!(error = %e, video_id = %id, "markers unavailable; live playlist served without them");
+            bytes::Bytes::from(text.to_string())
         }
     }
 }
@@ -188,7 +293,7 @@ pub async fn wait_for_object(
     key: &object_store::path::Path,
 ) -> Result<bool, EdgeError> {
     let _slot = blocking_slot(state, true)?;
-    let mut updates = state.live.watch(id, track);
+    let mut watch = state.live.watch(id, track);
     let until = tokio::time::Instant::now() + PART_WAIT;
     loop {
         match state.store.objects().head(key).await {
@@ -197,9 +302,9 @@ pub async fn wait_for_object(
             Err(e) => return Err(EdgeError::Store(e.to_string())),
         }
         tokio::select! {
-            changed = updates.changed() => {
+            changed = watch.updates.changed() => {
                 if changed.is_err() {
-                    updates = state.live.watch(id, track);
+                    watch = state.live.watch(id, track);
                 }
             }
             _ = tokio::time::sleep_until(until) => return Ok(false),

@@ -77,7 +77,7 @@ pub struct IngestConfig {
     #[arg(long, env = "LIVE_DVR_WINDOW_S", default_value_t = 7200.0)]
     pub live_dvr_window_s: f64,
     /// Nominal LL-HLS part duration, seconds.
-    #[arg(long, env = "LIVE_PART_SECONDS", default_value_t = 0.5)]
+    #[arg(long, env = "LIVE_PART_SECONDS", default_value_t = 0.333)]
     pub live_part_seconds: f64,
     /// Nominal part duration of `low` latency channels, seconds (MediaMTX
     /// uses 200 ms parts).

@@ -293,6 +293,7 @@ async fn run_channel(shared: &Arc<Shared>, job: &media::LiveJob) -> Result<Outco
                 track,
                 bytes,
                 start_s,
+                presentation_s,
                 duration_s,
                 independent,
                 starts_segment,
@@ -303,6 +304,7 @@ async fn run_channel(shared: &Arc<Shared>, job: &media::LiveJob) -> Result<Outco
                         &track,
                         bytes,
                         start_s,
+                        presentation_s,
                         duration_s,
                         independent,
                         starts_segment,
@@ -624,6 +626,7 @@ impl ChannelPublisher {
         track: &str,
         bytes: Vec<u8>,
         start_s: f64,
+        presentation_s: f64,
         duration_s: f64,
         independent: bool,
         starts_segment: bool,
@@ -634,7 +637,8 @@ impl ChannelPublisher {
         {
             let t = &mut self.tracks[i];
             if starts_segment {
-                let pdt = anchor_ms + (start_s * 1000.0).round() as i64;
+                // PDT: the wall-clock instant of the segment's first frame.
+                let pdt = anchor_ms + (presentation_s * 1000.0).round() as i64;
                 t.playlist
                     .begin_segment(Some(pdt), std::mem::take(&mut t.discontinuity))
                     .map_err(|e| format!("{track}: {e}"))?;

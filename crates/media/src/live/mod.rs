@@ -121,8 +121,14 @@ pub enum LiveEvent {
     Part {
         track: String,
         bytes: Vec<u8>,
-        /// Output time of its first sample, seconds.
+        /// Decode time of its first sample, seconds (parts follow each other
+        /// without gaps on this clock).
         start_s: f64,
+        /// Presentation time of its first sample, seconds: for a part that
+        /// starts a segment (a keyframe of a closed GOP), the segment's
+        /// earliest presentation time — its PDT's media time. With B-frames
+        /// it is later than `start_s` by the reorder delay.
+        presentation_s: f64,
         duration_s: f64,
         /// Starts with a keyframe (always for audio).
         independent: bool,
@@ -380,7 +386,7 @@ pub fn run_live(
         let pkt_tx = pkt_tx.clone();
         let max_gap = opts.limits.max_timestamp_gap_s;
         handles.push(spawn("live-audio", move || {
-            audio_stage_run(track, decoder, max_gap, enc, out_rate, rx, pkt_tx)
+            audio_stage_run(track, decoder, max_gap, true, enc, out_rate, rx, pkt_tx)
         })?);
     }
     drop(pkt_tx);

@@ -34,6 +34,8 @@ pub(crate) struct TrackPackager {
     last_duration: i64,
     /// DTS of the current part's first packet.
     part_start: Option<i64>,
+    /// PTS of the current part's first packet.
+    part_first_pts: i64,
     part_starts_segment: bool,
     part_independent: bool,
     /// Audio: first PTS and the next segment boundary.
@@ -60,6 +62,7 @@ impl TrackPackager {
             pending: None,
             last_duration: 0,
             part_start: None,
+            part_first_pts: 0,
             part_starts_segment: true,
             part_independent: true,
             first_pts: None,
@@ -94,6 +97,7 @@ impl TrackPackager {
         match self.part_start {
             None => {
                 self.part_start = Some(dts);
+                self.part_first_pts = packet.pts().unwrap_or(dts);
                 self.part_starts_segment = true;
                 self.part_independent = !self.is_video || packet.is_key();
             }
@@ -103,6 +107,7 @@ impl TrackPackager {
                 if starts_segment || too_long {
                     self.emit_part(dts - start, starts_segment, notes)?;
                     self.part_start = Some(dts);
+                    self.part_first_pts = packet.pts().unwrap_or(dts);
                     self.part_starts_segment = starts_segment;
                     self.part_independent = !self.is_video || packet.is_key();
                 }
@@ -148,6 +153,7 @@ impl TrackPackager {
                 track: self.track.clone(),
                 bytes,
                 start_s: self.seconds(start),
+                presentation_s: self.seconds(self.part_first_pts),
                 duration_s: self.seconds(duration),
                 independent: self.part_independent,
                 starts_segment: self.part_starts_segment,

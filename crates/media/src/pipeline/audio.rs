@@ -19,11 +19,16 @@ pub(crate) struct AudioDecoder {
 /// (the AAC encoder pads short frames with silence otherwise), encode AAC.
 /// `dec` decodes [`AudioMsg::Packet`]s; without one only raw
 /// [`AudioMsg::Frame`]s are accepted. A jump of more than `max_gap_s`
-/// between consecutive frames is an input error.
+/// between consecutive frames is an input error; with `fill_gaps` (live)
+/// smaller gaps are filled with silence and drift is absorbed
+/// (`aresample=async=1`: silence for gaps over 0.1 s, stretching below),
+/// so the audio timeline has no holes for players to stall on.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn audio_stage_run(
     track: usize,
     mut dec: Option<AudioDecoder>,
     max_gap_s: f64,
+    fill_gaps: bool,
     mut enc: ff::encoder::audio::Encoder,
     out_rate: u32,
     rx: Receiver<AudioMsg>,
@@ -131,7 +136,7 @@ pub(crate) fn audio_stage_run(
                 decoded.channel_layout().bits(),
             );
             if graph.is_none() {
-                graph = Some(audio_graph(&decoded, out_rate, frame_size)?);
+                graph = Some(audio_graph(&decoded, out_rate, frame_size, fill_gaps)?);
                 first_shape = Some(shape);
             }
             if first_shape != Some(shape) {
@@ -190,6 +195,7 @@ fn audio_graph(
     first: &ff::frame::Audio,
     out_rate: u32,
     frame_size: u32,
+    fill_gaps: bool,
 ) -> Result<ff::filter::Graph, MediaError> {
     let mut graph = ff::filter::Graph::new();
     let fmt: ff::ffi::AVSampleFormat = first.format().into();
@@ -209,8 +215,9 @@ fn audio_graph(
         .output("in", 0)
         .and_then(|p| p.input("out", 0))
         .and_then(|p| {
+            let fill = if fill_gaps { ":async=1" } else { "" };
             p.parse(&format!(
-                "aresample={out_rate},aformat=sample_fmts=fltp:channel_layouts=stereo"
+                "aresample={out_rate}{fill},aformat=sample_fmts=fltp:channel_layouts=stereo"
             ))
         })
         .stage("audio filter graph")?;

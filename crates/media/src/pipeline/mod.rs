@@ -355,7 +355,7 @@ pub fn transcode(
         let pkt_tx = pkt_tx.clone();
         let max_gap = opts.limits.max_timestamp_gap_s;
         handles.push(spawn("audio", move || {
-            audio_stage_run(track, Some(adec), max_gap, enc, out_rate, rx, pkt_tx)
+            audio_stage_run(track, Some(adec), max_gap, false, enc, out_rate, rx, pkt_tx)
         })?);
     }
     drop(pkt_tx);
