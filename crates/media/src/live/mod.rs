@@ -166,6 +166,8 @@ pub struct LiveReport {
 
 /// Network protocols a pulled URL may use (and the ones HLS needs inside).
 const PULL_PROTOCOLS: &str = "http,https,tcp,tls,crypto,rtmp,rtmps,rtsp,srt,udp,hls";
+/// Times a pulled source that fails is reopened before the channel stops.
+const PULL_RECONNECTS: u32 = 3;
 /// Video time base of generated frames (90 kHz, as MPEG systems).
 const GENERATOR_TIME_BASE: i32 = 90_000;
 
@@ -441,6 +443,7 @@ pub fn run_live(
             let d = Demuxed {
                 open: Box::new(move || open_untrusted(&path)),
                 looped: *looped,
+                reconnects: 0,
                 video_index: info.video.index,
                 audio_index: info.audio.as_ref().map(|a| a.index),
                 frame_ticks,
@@ -455,6 +458,7 @@ pub fn run_live(
             let d = Demuxed {
                 open: Box::new(move || open_url(&url)),
                 looped: false,
+                reconnects: PULL_RECONNECTS,
                 video_index: info.video.index,
                 audio_index: info.audio.as_ref().map(|a| a.index),
                 frame_ticks,

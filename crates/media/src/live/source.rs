@@ -170,13 +170,35 @@ pub(crate) struct Demuxed {
     /// Added to every output timestamp, video time-base ticks.
     pub(crate) offset_ticks: i64,
     pub(crate) max_gap_ticks: i64,
+    /// Times a failing source is reopened (pulled URLs); the timeline goes
+    /// on after what was played, like a loop.
+    pub(crate) reconnects: u32,
 }
+
+/// Consecutive video packets the decoder may refuse before the source is
+/// given up (a codec change mid-stream, garbage).
+const MAX_DECODE_FAILURES: u32 = 100;
+/// Wait before reopening a failed source.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 impl Demuxed {
     pub(crate) fn run(self, mut out: Emitter) -> Result<(), MediaError> {
         let mut pass_offset = self.offset_ticks;
+        let mut reconnects_left = self.reconnects;
+        let mut reconnecting = false;
         'passes: loop {
-            let mut input = (self.open)()?;
+            let mut input = match (self.open)() {
+                Ok(i) => i,
+                Err(e) if reconnecting && reconnects_left > 0 => {
+                    reconnects_left -= 1;
+                    warn_reconnect(&e.to_string());
+                    if !sleep_unless_stopped(RECONNECT_DELAY, &out.stop) {
+                        break 'passes;
+                    }
+                    continue 'passes;
+                }
+                Err(e) => return Err(e),
+            };
             let vstream = input
                 .stream(self.video_index)
                 .ok_or_else(|| MediaError::Invalid("video stream vanished".into()))?;
@@ -209,7 +231,9 @@ impl Demuxed {
             let mut decoded = ff::frame::Video::empty();
             let mut packet = ff::Packet::empty();
             let mut read_errors = 0;
+            let mut decode_failures = 0u32;
             let mut eof = false;
+            reconnecting = false;
             while !eof {
                 match packet.read(&mut input) {
                     Ok(()) => read_errors = 0,
@@ -220,13 +244,29 @@ impl Demuxed {
                     Err(e) => {
                         read_errors += 1;
                         if read_errors > 16 {
+                            if reconnects_left > 0 && !out.stop.load(Ordering::Relaxed) {
+                                reconnects_left -= 1;
+                                warn_reconnect(&e.to_string());
+                                reconnecting = true;
+                                break;
+                            }
                             return Err(MediaError::Truncated(format!("source read failed: {e}")));
                         }
                         continue;
                     }
                 }
                 if !eof && packet.stream() == self.video_index {
-                    let _ = vdec.send_packet(&packet);
+                    if vdec.send_packet(&packet).is_err() {
+                        decode_failures += 1;
+                        if decode_failures > MAX_DECODE_FAILURES {
+                            return Err(MediaError::Invalid(
+                                "the source's video no longer decodes (did its codec change?)"
+                                    .into(),
+                            ));
+                        }
+                    } else {
+                        decode_failures = 0;
+                    }
                 } else if !eof && Some(packet.stream()) == self.audio_index {
                     let mut owned = std::mem::replace(&mut packet, ff::Packet::empty());
                     if let Some(atb) = atb {
@@ -270,6 +310,13 @@ impl Demuxed {
                     }
                 }
             }
+            if reconnecting {
+                pass_offset = pass_end;
+                if !sleep_unless_stopped(RECONNECT_DELAY, &out.stop) {
+                    break;
+                }
+                continue;
+            }
             if !self.looped || out.stop.load(Ordering::Relaxed) || pass_end <= pass_offset {
                 break;
             }
@@ -277,6 +324,22 @@ impl Demuxed {
         }
         out.end()
     }
+}
+
+fn warn_reconnect(reason: &str) {
+    tracing::warn!(reason, "live source failed; reconnecting");
+}
+
+/// Sleep `d` in slices; `false` when `stop` was set.
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(PACE_SLICE.min(until - Instant::now()));
+    }
+    !stop.load(Ordering::Relaxed)
 }
 
 /// The generator: `testsrc` (which draws its own running clock), a sine
