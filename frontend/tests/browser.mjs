@@ -8,7 +8,7 @@
 //      CHROMIUM (/usr/bin/chromium), LIST_TIMEOUT_MS (30000),
 //      PLAY_TIMEOUT_MS (30000), TOTAL_TIMEOUT_MS (90000).
 // Prints "browser: N passed, M failed" last; exit 0 only if every check passed.
-import { chromium } from 'playwright-core';
+import { harness, Stop } from './harness.mjs';
 
 const BASE_URL = (process.env.BASE_URL || '').replace(/\/+$/, '');
 const PLAY_TITLE = process.env.PLAY_TITLE || 'bigbuckbunny';
@@ -17,94 +17,21 @@ const EXPECT_TITLES = (process.env.EXPECT_TITLES || PLAY_TITLE)
   .map((s) => s.trim())
   .filter(Boolean);
 const SCREENSHOT = process.env.SCREENSHOT || '';
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const LIST_TIMEOUT_MS = Number(process.env.LIST_TIMEOUT_MS || 30000);
 const PLAY_TIMEOUT_MS = Number(process.env.PLAY_TIMEOUT_MS || 30000);
 const TOTAL_TIMEOUT_MS = Number(process.env.TOTAL_TIMEOUT_MS || 90000);
 
-let passed = 0;
-let failed = 0;
-let browser = null;
-const logs = [];
-let finishing = false; // set once the result is being reported
-
-function ok(name) {
-  if (finishing) return;
-  passed++;
-  console.log(`ok   ${name}`);
-}
-function fail(name, why) {
-  if (finishing) return;
-  failed++;
-  console.log(`FAIL ${name}: ${why}`);
-}
-
-// A check that must hold for the run to go on; throws to stop after failing.
-async function check(name, fn) {
-  try {
-    const detail = await fn();
-    ok(detail ? `${name} (${detail})` : name);
-  } catch (e) {
-    fail(name, e.message.split('\n')[0]);
-    throw new Stop();
-  }
-}
-class Stop extends Error {}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// Poll fn() until it returns a truthy value or the time runs out.
-async function until(fn, ms, what) {
-  const end = Date.now() + ms;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last && last.ok !== false) return last;
-    if (Date.now() > end) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}${last && last.why ? `: ${last.why}` : ''}`);
-    await sleep(250);
-  }
-}
-
-async function finish(code) {
-  if (finishing) return;
-  finishing = true;
-  if (code !== 0) await shoot();
-  if (browser) {
-    await browser.close().catch(() => {});
-    browser = null;
-  }
-  if (code !== 0 && logs.length) {
-    console.log('--- browser console (last 20) ---');
-    for (const l of logs.slice(-20)) console.log(l);
-  }
-  console.log(`browser: ${passed} passed, ${failed} failed`);
-  process.exit(code);
-}
+const h = harness(TOTAL_TIMEOUT_MS);
+const { ok, fail, check, until } = h;
+h.onFailure = () => shoot();
 
 async function main() {
   if (!BASE_URL) {
     fail('config', 'BASE_URL is not set');
-    return finish(1);
+    return;
   }
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--autoplay-policy=no-user-gesture-required',
-      '--mute-audio',
-    ],
-  });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const page = await h.launch();
   shotPage = page;
-  page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
 
   await check('page loads', async () => {
     const res = await page.goto(`${BASE_URL}/`, { waitUntil: 'load', timeout: 15000 });
@@ -144,7 +71,7 @@ async function main() {
     if (v && v.status === 'ready') ok(`listed ready: ${t}`);
     else fail(`listed ready: ${t}`, v ? `status ${v.status}` : `not in list (${listed.map((x) => x.title).join(', ') || 'empty'})`);
   }
-  if (failed) throw new Stop();
+  if (h.failed) throw new Stop();
 
   const target = listed.find((v) => v.title === PLAY_TITLE);
   await check(`play title listed: ${PLAY_TITLE}`, async () => {
@@ -255,18 +182,4 @@ async function shoot(page = shotPage) {
   }
 }
 
-const timer = setTimeout(() => {
-  fail('overall', `timed out after ${TOTAL_TIMEOUT_MS / 1000} s`);
-  finish(1);
-}, TOTAL_TIMEOUT_MS);
-
-main()
-  .then(() => {
-    clearTimeout(timer);
-    return finish(failed ? 1 : 0);
-  })
-  .catch((e) => {
-    clearTimeout(timer);
-    if (!(e instanceof Stop)) fail('unexpected error', e.message.split('\n')[0]);
-    return finish(1);
-  });
+h.run(main);

@@ -9,7 +9,9 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export class Stop extends Error {}
 
 export function harness(totalTimeoutMs) {
-  const h = { passed: 0, failed: 0, browser: null, logs: [], finishing: false };
+  // onFailure: an optional async hook run before the browser closes on a
+  // failed run (e.g. a screenshot).
+  const h = { passed: 0, failed: 0, browser: null, logs: [], finishing: false, onFailure: null };
   h.ok = (name) => {
     if (h.finishing) return;
     h.passed++;
@@ -66,6 +68,7 @@ export function harness(totalTimeoutMs) {
   h.finish = async (code) => {
     if (h.finishing) return;
     h.finishing = true;
+    if (code !== 0 && h.onFailure) await h.onFailure().catch(() => {});
     if (h.browser) await h.browser.close().catch(() => {});
     if (code !== 0 && h.logs.length) {
       console.log('--- browser console (last 20) ---');

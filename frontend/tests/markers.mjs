@@ -6,74 +6,37 @@
 // 1. Plays VIDEO_ID (page URL #<id>) until currentTime > 0.5.
 // 2. POSTs a marker (media_time MARK_AT, default 3.0) to the marker service
 //    (URL from GET /api/v1/config) while it plays: it must appear on the
-//    progress bar within 1 s of the POST (live over SSE, no polling).
+//    progress bar without a reload (live over SSE; its latency is a
+//    benchmark, `make bench BENCH=markers`).
 // 3. Clicks it: the player must seek to within one frame (FRAME_S, 0.04) of
 //    its media time mapped to player time; and the page's own mapping
 //    (program date-time of the playhead) must give back the media time.
 // 4. Clicks the marker list entry (seeks), adds a marker from the form at
 //    the playhead and sees it listed at that media time.
-// Prints "markers: N passed, M failed" last; exit 0 only if all passed.
-import { chromium } from 'playwright-core';
+// Prints "browser: N passed, M failed" last; exit 0 only if all passed.
+import { harness } from './harness.mjs';
 
 const BASE_URL = (process.env.BASE_URL || '').replace(/\/+$/, '');
 const VIDEO_ID = process.env.VIDEO_ID || '';
 const MARK_AT = Number(process.env.MARK_AT || 3.0);
 const FRAME_S = Number(process.env.FRAME_S || 0.04);
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TOTAL_TIMEOUT_MS = Number(process.env.TOTAL_TIMEOUT_MS || 90000);
+// How long a posted marker may take to show up: a behaviour check (it comes
+// over SSE, without a reload); its latency is measured by `make bench
+// BENCH=markers`.
+const APPEAR_MS = 5000;
 
-let passed = 0;
-let failed = 0;
-let browser = null;
-const logs = [];
-class Stop extends Error {}
-
-async function check(name, fn) {
-  try {
-    const detail = await fn();
-    passed++;
-    console.log(`ok   ${detail ? `${name} (${detail})` : name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${String(e.message).split('\n')[0]}`);
-    throw new Stop();
-  }
-}
-
-async function finish(code) {
-  if (browser) await browser.close().catch(() => {});
-  if (code !== 0) for (const l of logs.slice(-20)) console.log(l);
-  console.log(`markers: ${passed} passed, ${failed} failed`);
-  process.exit(code);
-}
+const h = harness(TOTAL_TIMEOUT_MS);
+const { check } = h;
 
 async function main() {
   if (!BASE_URL || !VIDEO_ID) {
-    console.log('FAIL config: BASE_URL and VIDEO_ID are required');
-    failed++;
-    return finish(1);
+    h.fail('config', 'BASE_URL and VIDEO_ID are required');
+    return;
   }
   const cfg = await (await fetch(`${BASE_URL}/api/v1/config`)).json();
   const markerUrl = cfg.marker_url;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--autoplay-policy=no-user-gesture-required',
-      '--mute-audio',
-    ],
-  });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
-
+  const page = await h.launch();
   await check('video plays', async () => {
     await page.goto(`${BASE_URL}/#${VIDEO_ID}`, { waitUntil: 'load', timeout: 15000 });
     await page.waitForFunction(() => window.__player && window.__player.currentTime() > 0.5, null, {
@@ -84,7 +47,7 @@ async function main() {
   });
 
   const label = `live-${Date.now()}`;
-  await check('a marker posted while playing is on the timeline within 1 s', async () => {
+  await check('a marker posted while playing appears on the timeline (SSE, no reload)', async () => {
     if (await page.evaluate(() => window.__player.paused())) throw new Error('not playing');
     const t0 = Date.now();
     const res = await fetch(`${markerUrl}/v1/videos/${VIDEO_ID}/markers`, {
@@ -93,9 +56,8 @@ async function main() {
       body: JSON.stringify({ kind: 'event', label, media_time: MARK_AT }),
     });
     if (res.status !== 201) throw new Error(`POST -> ${res.status} ${await res.text()}`);
-    const left = 1000 - (Date.now() - t0);
     await page.waitForSelector(`[data-testid="timeline-marker"][data-label="${label}"]`, {
-      timeout: Math.max(1, left),
+      timeout: APPEAR_MS,
       state: 'attached',
     });
     return `${Date.now() - t0} ms`;
@@ -150,19 +112,6 @@ async function main() {
     if (!m || Math.abs(m.media_time - 1.5) > FRAME_S) throw new Error(`stored ${JSON.stringify(m)}`);
     return `media_time ${m.media_time}`;
   });
-  return finish(failed ? 1 : 0);
 }
 
-setTimeout(() => {
-  console.log(`FAIL overall: timed out after ${TOTAL_TIMEOUT_MS / 1000} s`);
-  failed++;
-  finish(1);
-}, TOTAL_TIMEOUT_MS).unref();
-
-main().catch((e) => {
-  if (!(e instanceof Stop)) {
-    console.log(`FAIL unexpected: ${e.message}`);
-    failed++;
-  }
-  finish(1);
-});
+h.run(main);
