@@ -47,7 +47,12 @@ function start() {
   window.__hls = hls;
   window.__latency = samples;
   hls.on(Hls.Events.ERROR, (_, data) => {
+    console.warn(`hls.js ${data.fatal ? 'fatal' : 'recoverable'} error: ${data.type} ${data.details}`);
     if (data.fatal) showError(`Playback error: ${data.type} ${data.details}`);
+  });
+  hls.on(Hls.Events.FRAG_BUFFERED, (_, data) => {
+    window.__buffered = (window.__buffered || 0) + 1;
+    if (window.__buffered === 1) console.log(`first fragment buffered: ${data.frag.url}`);
   });
   hls.loadSource(src);
   hls.attachMedia(video);

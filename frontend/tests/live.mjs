@@ -21,9 +21,13 @@ async function advancing(page, selectorTime, what) {
   await h.until(
     async () => {
       const t = await page.evaluate(selectorTime);
-      return t > t0 + 1 ? t : { ok: false, why: `currentTime ${t} (from ${t0})` };
+      const state = await page.evaluate(() => {
+        const v = document.querySelector('video');
+        return v ? `readyState ${v.readyState}, paused ${v.paused}, buffered fragments ${window.__buffered || 0}` : '';
+      });
+      return t > t0 + 1 ? t : { ok: false, why: `currentTime ${t} (from ${t0}); ${state}` };
     },
-    20000,
+    40000,
     what,
   );
 }

@@ -8,8 +8,9 @@
 //!   segment) the segment's file, then the media playlist, then a core
 //!   NATS notification on `P.live.<id>.<track>.part` that wakes the edge's
 //!   blocked playlist requests. The master is written and `live` announced
-//!   once every track has a part. A served playlist never names an
-//!   unpublished part or segment.
+//!   once every track has a complete segment (players that join a
+//!   playlist of parts only, hls.js among them, may never start). A served
+//!   playlist never names an unpublished part or segment.
 //! * `P.live.<id>.stop` (request/reply) stops a channel cleanly: the last
 //!   parts are cut, every playlist gets `EXT-X-ENDLIST`, the catalogue says
 //!   `ready` (VOD of what was published, no re-transcode), then the reply.
@@ -681,7 +682,7 @@ impl ChannelPublisher {
             && self
                 .tracks
                 .iter()
-                .all(|t| t.playlist.last_position().is_some())
+                .all(|t| t.playlist.segments().next().is_some())
         {
             self.announce_live().await?;
         }
