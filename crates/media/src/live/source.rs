@@ -431,7 +431,10 @@ impl Generator {
         *rng ^= *rng >> 7;
         *rng ^= *rng << 17;
         let u = ((*rng >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-        (-u.ln() * self.event_interval_s).clamp(1.0, 100.0 * self.event_interval_s)
+        // At least a second without the square between two events, so
+        // every event is its own onset on screen.
+        let min = EVENT_FRAMES as f64 / f64::from(self.fps) + 1.0;
+        (-u.ln() * self.event_interval_s).clamp(min, (100.0 * self.event_interval_s).max(min))
     }
 }
 
