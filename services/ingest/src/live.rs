@@ -850,16 +850,15 @@ impl ChannelPublisher {
     async fn finish(&mut self) -> Result<(), String> {
         for i in 0..self.tracks.len() {
             if !self.tracks[i].ended {
-                let name = self.tracks[i].track.name.clone();
                 // The source died before flushing: close what is there.
                 if !self.tracks[i].segment.is_empty() {
                     let mut gone = Vec::new();
                     self.close_segment(i, &mut gone).await?;
                 }
                 let t = &mut self.tracks[i];
+                // Refused only with open parts, which were just closed.
                 let _ = t.playlist.end();
                 t.ended = true;
-                let _ = name;
                 self.publish_playlist(i).await?;
             }
         }
