@@ -102,7 +102,8 @@ function metaParts(v) {
   if (r.length) {
     const ready = r.filter((x) => x.ready).length;
     const noun = r.length === 1 ? 'rendition' : 'renditions';
-    parts.push(ready === r.length ? `${r.length} ${noun}` : `${ready}/${r.length} ${noun}`);
+    // A channel's renditions are all playing while live (ready = complete).
+    parts.push(ready === r.length || isLive(v) ? `${r.length} ${noun}` : `${ready}/${r.length} ${noun}`);
   }
   return parts;
 }

@@ -176,7 +176,7 @@ impl Stack {
             job_wall_per_media_s: 10.0,
             live_channels: opts.live_channels.unwrap_or(2),
             live_dvr_window_s: 7200.0,
-            live_part_seconds: 0.5,
+            live_part_seconds: 0.333,
             live_low_part_seconds: 0.2,
             live_idle_stop_s: opts.live_idle_stop_s.unwrap_or(60.0),
         };
