@@ -139,7 +139,9 @@ impl Transcoder {
         let mut line = serde_json::to_vec(request).map_err(std::io::Error::other)?;
         line.push(b'\n');
         let talk = async {
-            stdin.write_all(&line).await?;
+            // A child that dies at once closes its stdin (EPIPE here): its
+            // exit status says what happened, so the write error does not.
+            let _ = stdin.write_all(&line).await;
             drop(stdin);
             let mut lines =
                 FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
