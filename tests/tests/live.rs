@@ -10,15 +10,6 @@ use stream_hls::live::{LiveConfig, LivePlaylist};
 use stream_testkit::samples;
 use stream_tests::{Outcome, Stack, StackOptions};
 
-fn config() -> LiveConfig {
-    LiveConfig {
-        target_duration_s: 1,
-        part_target_s: 0.01,
-        window_s: f64::MAX,
-        map_uri: Some("init.mp4".into()),
-    }
-}
-
 async fn start(
     stack: &Stack,
     source: media::live_job::Source,
@@ -85,7 +76,7 @@ async fn a_generator_channel_serves_ll_hls_with_blocking_reload_and_becomes_vod(
         ] {
             assert!(text.contains(tag), "{track} lacks {tag}:\n{text}");
         }
-        let pl = LivePlaylist::parse(&text, config()).unwrap();
+        let pl = LivePlaylist::parse(&text, LiveConfig::for_reading()).unwrap();
         // PART-TARGET ≥ every part; parts sum to their segment within a frame.
         pl.check(0.04)
             .unwrap_or_else(|e| panic!("{track}: {e:?}\n{text}"));
@@ -105,7 +96,7 @@ async fn a_generator_channel_serves_ll_hls_with_blocking_reload_and_becomes_vod(
     // Blocking reload: ask for the next part; the answer comes when it is
     // published (well before the 3-target-duration timeout).
     let (_, text) = playlist(&stack, &id, "360p", "").await;
-    let pl = LivePlaylist::parse(&text, config()).unwrap();
+    let pl = LivePlaylist::parse(&text, LiveConfig::for_reading()).unwrap();
     let last = pl.last_position().unwrap();
     let (msn, part) = (last.msn, last.part.map_or(0, |p| p + 1));
     let mut notes = stack
@@ -123,7 +114,7 @@ async fn a_generator_channel_serves_ll_hls_with_blocking_reload_and_becomes_vod(
     .await;
     let answered = asked.elapsed();
     assert_eq!(status, 200);
-    let after = LivePlaylist::parse(&blocked, config()).unwrap();
+    let after = LivePlaylist::parse(&blocked, LiveConfig::for_reading()).unwrap();
     let now = after.last_position().unwrap();
     assert!(
         (now.msn, now.part.map_or(-1, i64::from)) >= (msn, i64::from(part)) || now.msn > msn,
@@ -195,7 +186,7 @@ async fn a_generator_channel_serves_ll_hls_with_blocking_reload_and_becomes_vod(
     // The recording decodes whole.
     let dir = tempfile::tempdir().unwrap();
     stack.download_hls(&id, dir.path()).await.unwrap();
-    let pl = LivePlaylist::parse(&text, config()).unwrap();
+    let pl = LivePlaylist::parse(&text, LiveConfig::for_reading()).unwrap();
     let mut bytes = std::fs::read(dir.path().join("360p/init.mp4")).unwrap();
     for s in pl.segments() {
         bytes.extend(std::fs::read(dir.path().join("360p").join(&s.uri)).unwrap());
@@ -293,7 +284,7 @@ async fn a_file_played_live_once_ends_by_itself_as_vod() {
     stack.download_hls(&id, dir.path()).await.unwrap();
     let name = &ready.renditions[0].name;
     let text = std::fs::read_to_string(dir.path().join(name).join("index.m3u8")).unwrap();
-    let pl = LivePlaylist::parse(&text, config()).unwrap();
+    let pl = LivePlaylist::parse(&text, LiveConfig::for_reading()).unwrap();
     let total: f64 = pl.segments().map(|s| s.duration_s).sum();
     // carphone: 120 frames at 29.97 fps.
     assert!((total - 4.004).abs() < 0.05, "recording lasts {total} s");
@@ -343,7 +334,7 @@ async fn a_pulled_url_goes_live_and_stops_when_nobody_watches() {
     };
     let name = &ready.renditions[0].name;
     let (_, text) = playlist(&stack, &id, name, "").await;
-    let pl = LivePlaylist::parse(&text, config()).unwrap();
+    let pl = LivePlaylist::parse(&text, LiveConfig::for_reading()).unwrap();
     let total: f64 = pl.segments().map(|s| s.duration_s).sum();
     // Stopped for idleness (2 s without viewers), before the 5.3 s source ended.
     assert!(total > 0.5 && total < 5.0, "recording lasts {total} s");
@@ -387,7 +378,7 @@ async fn a_worker_that_goes_away_hands_its_channel_to_another_which_continues_it
     let (status, before) = playlist(&second, &id, "240p", "").await;
     assert_eq!(status, 200, "{before}");
     assert!(before.starts_with("#EXTM3U"), "{before:?}");
-    let before = LivePlaylist::parse(&before, config()).unwrap();
+    let before = LivePlaylist::parse(&before, LiveConfig::for_reading()).unwrap();
     // SIGTERM-like shutdown of the first: the channel is not ended.
     let _first_files = first.shut_down_only().await;
     let (_, text) = playlist(&second, &id, "240p", "").await;
@@ -400,8 +391,8 @@ async fn a_worker_that_goes_away_hands_its_channel_to_another_which_continues_it
     let deadline = Instant::now() + Duration::from_secs(60);
     let after = loop {
         let (status, text) = playlist(&second, &id, "240p", "").await;
-        let pl =
-            LivePlaylist::parse(&text, config()).unwrap_or_else(|e| panic!("{e}: {status} {text}"));
+        let pl = LivePlaylist::parse(&text, LiveConfig::for_reading())
+            .unwrap_or_else(|e| panic!("{e}: {status} {text}"));
         if text.contains("#EXT-X-DISCONTINUITY\n")
             && pl.segments().count() > before.segments().count() + 1
         {
@@ -461,7 +452,7 @@ async fn the_dvr_window_plays_back_from_a_minute_ago() {
     let deadline = Instant::now() + Duration::from_secs(150);
     let pl = loop {
         let (_, text) = playlist(&stack, &id, "240p", "").await;
-        let pl = LivePlaylist::parse(&text, config()).unwrap();
+        let pl = LivePlaylist::parse(&text, LiveConfig::for_reading()).unwrap();
         if pl.listed_s() > 64.0 {
             break pl;
         }

@@ -59,15 +59,6 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-fn config() -> LiveConfig {
-    LiveConfig {
-        target_duration_s: 1,
-        part_target_s: 0.01,
-        window_s: f64::MAX,
-        map_uri: Some("init.mp4".into()),
-    }
-}
-
 /// Unpaced real-time factor and paced CPU of the default ladder.
 fn ladder_speed(media_s: f64) -> Result<(f64, f64, u64)> {
     let source = LiveSource::File {
@@ -135,7 +126,8 @@ async fn glass_to_glass(stack: &Stack, id: &str, track: &str, secs: f64) -> Resu
             bail!("{track} playlist: {}", resp.status());
         }
         let text = resp.text().await?;
-        let pl = LivePlaylist::parse(&text, config()).map_err(|e| anyhow!("{e}"))?;
+        let pl =
+            LivePlaylist::parse(&text, LiveConfig::for_reading()).map_err(|e| anyhow!("{e}"))?;
         let mut note = |pdt: Option<i64>, parts: &[stream_hls::live::Part]| {
             let Some(pdt) = pdt else { return };
             let mut offset = 0.0;
@@ -174,7 +166,7 @@ async fn wakeups(stack: &Stack, id: &str, track: &str, waiters: usize) -> Result
         .build()?;
     let base = format!("{}/hls/{id}/{track}/index.m3u8", stack.edge);
     let text = http.get(&base).send().await?.text().await?;
-    let pl = LivePlaylist::parse(&text, config()).map_err(|e| anyhow!("{e}"))?;
+    let pl = LivePlaylist::parse(&text, LiveConfig::for_reading()).map_err(|e| anyhow!("{e}"))?;
     let last = pl
         .last_position()
         .ok_or_else(|| anyhow!("empty playlist"))?;

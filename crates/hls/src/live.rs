@@ -33,6 +33,20 @@ pub struct LiveConfig {
     pub map_uri: Option<String>,
 }
 
+impl LiveConfig {
+    /// Settings for reading a stored playlist back ([`LivePlaylist::parse`])
+    /// only to inspect or re-render it: floors that never win over what
+    /// the text says, an unbounded window, `init.mp4` as the map.
+    pub fn for_reading() -> Self {
+        LiveConfig {
+            target_duration_s: 1,
+            part_target_s: 0.01,
+            window_s: f64::MAX,
+            map_uri: Some(crate::path::INIT_NAME.into()),
+        }
+    }
+}
+
 /// A partial segment (EXT-X-PART).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Part {

@@ -134,16 +134,6 @@ pub async fn run_notifications(
     }
 }
 
-fn config() -> LiveConfig {
-    // Floors that never win over what the text says.
-    LiveConfig {
-        target_duration_s: 1,
-        part_target_s: 0.01,
-        window_s: f64::MAX,
-        map_uri: Some(stream_hls::path::INIT_NAME.into()),
-    }
-}
-
 /// Serve a live rendition's media playlist, blocking per `query`'s
 /// delivery directives: 400 for bad directives, 503 when the requested
 /// part does not appear within 3 target durations.
@@ -169,7 +159,7 @@ pub async fn media_playlist(
         let mut target_s = 2.0;
         if let Some(text) = &text {
             let raw = String::from_utf8_lossy(text);
-            let Ok(playlist) = LivePlaylist::parse(&raw, config()) else {
+            let Ok(playlist) = LivePlaylist::parse(&raw, LiveConfig::for_reading()) else {
                 return Ok(respond(text.clone(), head));
             };
             target_s = f64::from(playlist.target_duration());
