@@ -57,6 +57,8 @@ pub struct StackOptions {
     pub media_store: Option<std::path::PathBuf>,
     /// Control plane `LIVE_MAX_CHANNELS` (default 8).
     pub live_max_channels: Option<u64>,
+    /// Edge `EDGE_NATIVE_MAX_CONNECTIONS` (default 4096).
+    pub native_max_connections: Option<usize>,
 }
 
 /// The `test-transcoder` binary of this package: beside the running test
@@ -91,6 +93,8 @@ pub struct Stack {
     pub ingest: String,
     pub control: String,
     pub marker: String,
+    /// The edge's native TCP stream, `host:port`.
+    pub native: SocketAddr,
     pub nats: stream_bus::async_nats::Client,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
@@ -190,6 +194,7 @@ impl Stack {
 
         let (marker_listener, marker_addr) = listener().await?;
         let (l, edge_addr) = listener().await?;
+        let (native_listener, native_addr) = listener().await?;
         let edge_cfg = stream_edge::EdgeConfig {
             common: common(&prefix, &store),
             http_addr: edge_addr,
@@ -200,10 +205,13 @@ impl Stack {
             marker_public_url: format!("http://{marker_addr}"),
             max_concurrent_requests: 256,
             max_blocked_requests: 4096,
+            native_addr,
+            native_max_connections: opts.native_max_connections.unwrap_or(4096),
+            token_secret: Some(TOKEN_SECRET.into()),
         };
         let s = shutdown.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = stream_edge::run(edge_cfg, l, s).await {
+            if let Err(e) = stream_edge::run_with(edge_cfg, l, native_listener, s).await {
                 eprintln!("edge stopped: {e:#}");
             }
         }));
@@ -232,6 +240,7 @@ impl Stack {
             ingest: format!("http://{ingest_addr}"),
             control: format!("http://{control_addr}"),
             marker: format!("http://{marker_addr}"),
+            native: native_addr,
             nats,
             http: reqwest::Client::new(),
             shutdown,

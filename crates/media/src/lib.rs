@@ -11,11 +11,14 @@
 //! * [`live`] — live channels: a paced source (file, URL, generator)
 //!   encoded in real time into the ladder and cut into LL-HLS parts.
 //! * [`codecs`] — RFC 6381 `CODECS` strings.
+//! * [`elementary`] — decoding received Annex B H.264 / ADTS AAC (the
+//!   native stream's client).
 //!
 //! All libav work runs on threads this crate spawns; callers in async code
 //! run [`pipeline::transcode`] on a blocking thread.
 
 pub mod codecs;
+pub mod elementary;
 mod encode;
 pub mod error;
 pub mod ladder;

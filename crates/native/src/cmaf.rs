@@ -104,7 +104,10 @@ impl<'a> Reader<'a> {
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8], CmafError> {
         if self.left() < n {
-            return Err(bad(self.what, format!("needs {n} bytes at {}, {} left", self.pos, self.left())));
+            return Err(bad(
+                self.what,
+                format!("needs {n} bytes at {}, {} left", self.pos, self.left()),
+            ));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -161,7 +164,11 @@ fn boxes(buf: &[u8], from: usize, to: usize) -> Result<Vec<BoxRef>, CmafError> {
         if size < header as u64 || size > (to - pos) as u64 {
             return Err(bad(
                 "box",
-                format!("{} box at {pos} of size {size} does not fit ({} left)", fourcc(kind), to - pos),
+                format!(
+                    "{} box at {pos} of size {size} does not fit ({} left)",
+                    fourcc(kind),
+                    to - pos
+                ),
             ));
         }
         let end = pos + size as usize;
@@ -176,21 +183,30 @@ fn boxes(buf: &[u8], from: usize, to: usize) -> Result<Vec<BoxRef>, CmafError> {
 }
 
 fn fourcc(k: [u8; 4]) -> String {
-    k.iter().map(|&c| if c.is_ascii_graphic() { c as char } else { '?' }).collect()
+    k.iter()
+        .map(|&c| if c.is_ascii_graphic() { c as char } else { '?' })
+        .collect()
 }
 
 fn child(buf: &[u8], parent: BoxRef, kind: &[u8; 4]) -> Result<Option<BoxRef>, CmafError> {
-    Ok(boxes(buf, parent.body.0, parent.body.1)?.into_iter().find(|b| &b.kind == kind))
+    Ok(boxes(buf, parent.body.0, parent.body.1)?
+        .into_iter()
+        .find(|b| &b.kind == kind))
 }
 
 fn need(buf: &[u8], parent: BoxRef, kind: &'static [u8; 4]) -> Result<BoxRef, CmafError> {
     child(buf, parent, kind)?.ok_or_else(|| {
-        bad("init segment", format!("no {} in {}", fourcc(*kind), fourcc(parent.kind)))
+        bad(
+            "init segment",
+            format!("no {} in {}", fourcc(*kind), fourcc(parent.kind)),
+        )
     })
 }
 
 /// ISO/IEC 14496-3 Table 1.18.
-const AAC_RATES: [u32; 13] = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
+const AAC_RATES: [u32; 13] = [
+    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+];
 
 impl Track {
     /// Read the track of an init segment (`ftyp` + `moov`).
@@ -258,11 +274,19 @@ impl Track {
                     .ok_or_else(|| bad("mp4a", "no esds"))?;
                 parse_esds(&init[esds.body.0..esds.body.1])?
             }
-            other => return Err(CmafError::Unsupported(format!("sample entry {}", fourcc(*other)))),
+            other => {
+                return Err(CmafError::Unsupported(format!(
+                    "sample entry {}",
+                    fourcc(*other)
+                )))
+            }
         };
         let (mut default_duration, mut default_size, mut default_flags) = (0, 0, 0);
         if let Some(mvex) = child(init, moov, b"mvex")? {
-            for trex in boxes(init, mvex.body.0, mvex.body.1)?.into_iter().filter(|b| &b.kind == b"trex") {
+            for trex in boxes(init, mvex.body.0, mvex.body.1)?
+                .into_iter()
+                .filter(|b| &b.kind == b"trex")
+            {
                 let mut r = Reader::new(&init[trex.body.0..trex.body.1], "trex");
                 r.take(4)?;
                 if r.u32()? == track_id {
@@ -291,15 +315,27 @@ impl Track {
     pub fn samples(&self, segment: &Bytes) -> Result<Vec<Sample>, CmafError> {
         let buf = &segment[..];
         let mut out = Vec::new();
-        for moof in boxes(buf, 0, buf.len())?.into_iter().filter(|b| &b.kind == b"moof") {
-            for traf in boxes(buf, moof.body.0, moof.body.1)?.into_iter().filter(|b| &b.kind == b"traf") {
+        for moof in boxes(buf, 0, buf.len())?
+            .into_iter()
+            .filter(|b| &b.kind == b"moof")
+        {
+            for traf in boxes(buf, moof.body.0, moof.body.1)?
+                .into_iter()
+                .filter(|b| &b.kind == b"traf")
+            {
                 self.traf_samples(segment, moof, traf, &mut out)?;
             }
         }
         Ok(out)
     }
 
-    fn traf_samples(&self, seg: &Bytes, moof: BoxRef, traf: BoxRef, out: &mut Vec<Sample>) -> Result<(), CmafError> {
+    fn traf_samples(
+        &self,
+        seg: &Bytes,
+        moof: BoxRef,
+        traf: BoxRef,
+        out: &mut Vec<Sample>,
+    ) -> Result<(), CmafError> {
         let buf = &seg[..];
         let inner = boxes(buf, traf.body.0, traf.body.1)?;
         let tfhd = inner
@@ -335,7 +371,11 @@ impl Track {
                 let mut r = Reader::new(&buf[t.body.0..t.body.1], "tfdt");
                 let version = r.u8()?;
                 r.take(3)?;
-                let v = if version == 1 { r.u64()? } else { u64::from(r.u32()?) };
+                let v = if version == 1 {
+                    r.u64()?
+                } else {
+                    u64::from(r.u32()?)
+                };
                 i64::try_from(v).map_err(|_| bad("tfdt", "decode time overflows"))?
             }
             None => return Err(bad("traf", "no tfdt")),
@@ -351,19 +391,35 @@ impl Track {
                 0 => next_offset.unwrap_or(base),
                 _ => {
                     let d = r.u32()? as i32;
-                    base.checked_add_signed(i64::from(d)).ok_or_else(|| bad("trun", "negative data offset"))?
+                    base.checked_add_signed(i64::from(d))
+                        .ok_or_else(|| bad("trun", "negative data offset"))?
                 }
             };
-            let first_flags = if tflags & 0x04 != 0 { Some(r.u32()?) } else { None };
-            let per = [0x100, 0x200, 0x400, 0x800].iter().filter(|&&f| tflags & f != 0).count() * 4;
+            let first_flags = if tflags & 0x04 != 0 {
+                Some(r.u32()?)
+            } else {
+                None
+            };
+            let per = [0x100, 0x200, 0x400, 0x800]
+                .iter()
+                .filter(|&&f| tflags & f != 0)
+                .count()
+                * 4;
             if count.saturating_mul(per) > r.left() {
-                return Err(bad("trun", format!("{count} samples do not fit in {} bytes", r.left())));
+                return Err(bad(
+                    "trun",
+                    format!("{count} samples do not fit in {} bytes", r.left()),
+                ));
             }
             if per == 0 && count > buf.len() {
                 return Err(bad("trun", format!("{count} samples without entries")));
             }
             for i in 0..count {
-                let d = if tflags & 0x100 != 0 { r.u32()? } else { duration };
+                let d = if tflags & 0x100 != 0 {
+                    r.u32()?
+                } else {
+                    duration
+                };
                 let s = if tflags & 0x200 != 0 { r.u32()? } else { size };
                 let f = if tflags & 0x400 != 0 {
                     r.u32()?
@@ -374,14 +430,24 @@ impl Track {
                 };
                 let cto = if tflags & 0x800 != 0 {
                     let v = r.u32()?;
-                    if version == 0 { i64::from(v) } else { i64::from(v as i32) }
+                    if version == 0 {
+                        i64::from(v)
+                    } else {
+                        i64::from(v as i32)
+                    }
                 } else {
                     0
                 };
                 let start = usize::try_from(offset).map_err(|_| bad("trun", "offset overflows"))?;
-                let end = start.checked_add(s as usize).filter(|&e| e <= buf.len()).ok_or_else(|| {
-                    bad("trun", format!("sample {i} at {start}+{s} is past the end ({})", buf.len()))
-                })?;
+                let end = start
+                    .checked_add(s as usize)
+                    .filter(|&e| e <= buf.len())
+                    .ok_or_else(|| {
+                        bad(
+                            "trun",
+                            format!("sample {i} at {start}+{s} is past the end ({})", buf.len()),
+                        )
+                    })?;
                 out.push(Sample {
                     dts,
                     pts: dts + cto,
@@ -403,9 +469,11 @@ impl Track {
     /// sample, or an AAC frame is too long for ADTS (8 KiB).
     pub fn access_unit(&self, s: &Sample) -> Result<AccessUnit, CmafError> {
         let payload = match &self.codec {
-            Codec::H264 { nal_length_size, sps, pps } => {
-                annex_b(&s.data, *nal_length_size, s.keyframe.then_some((sps, pps)))?
-            }
+            Codec::H264 {
+                nal_length_size,
+                sps,
+                pps,
+            } => annex_b(&s.data, *nal_length_size, s.keyframe.then_some((sps, pps)))?,
             Codec::Aac {
                 object_type,
                 frequency_index,
@@ -415,7 +483,8 @@ impl Track {
         };
         Ok(AccessUnit {
             pts: ticks_from_timescale(s.pts, self.timescale),
-            duration: u32::try_from(ticks_from_timescale(i64::from(s.duration), self.timescale)).unwrap_or(u32::MAX),
+            duration: u32::try_from(ticks_from_timescale(i64::from(s.duration), self.timescale))
+                .unwrap_or(u32::MAX),
             keyframe: s.keyframe,
             payload,
         })
@@ -471,7 +540,10 @@ fn parse_esds(b: &[u8]) -> Result<Codec, CmafError> {
     r.take(4)?; // full box
     let (tag, es) = descriptor(&mut r)?;
     if tag != 0x03 {
-        return Err(bad("esds", format!("expected ES_Descriptor, got tag {tag}")));
+        return Err(bad(
+            "esds",
+            format!("expected ES_Descriptor, got tag {tag}"),
+        ));
     }
     let mut r = Reader::new(es, "ES_Descriptor");
     r.u16()?;
@@ -488,12 +560,17 @@ fn parse_esds(b: &[u8]) -> Result<Codec, CmafError> {
     }
     let (tag, dc) = descriptor(&mut r)?;
     if tag != 0x04 {
-        return Err(bad("esds", format!("expected DecoderConfigDescriptor, got tag {tag}")));
+        return Err(bad(
+            "esds",
+            format!("expected DecoderConfigDescriptor, got tag {tag}"),
+        ));
     }
     let mut r = Reader::new(dc, "DecoderConfigDescriptor");
     let oti = r.u8()?;
     if oti != 0x40 {
-        return Err(CmafError::Unsupported(format!("audio object type indication {oti:#x} (not AAC)")));
+        return Err(CmafError::Unsupported(format!(
+            "audio object type indication {oti:#x} (not AAC)"
+        )));
     }
     r.take(12)?;
     let (tag, asc) = descriptor(&mut r)?;
@@ -503,9 +580,9 @@ fn parse_esds(b: &[u8]) -> Result<Codec, CmafError> {
     let object_type = asc[0] >> 3;
     let frequency_index = ((asc[0] & 0x07) << 1) | (asc[1] >> 7);
     let channels = (asc[1] >> 3) & 0x0F;
-    let sample_rate = *AAC_RATES
-        .get(usize::from(frequency_index))
-        .ok_or_else(|| CmafError::Unsupported(format!("AAC sampling frequency index {frequency_index}")))?;
+    let sample_rate = *AAC_RATES.get(usize::from(frequency_index)).ok_or_else(|| {
+        CmafError::Unsupported(format!("AAC sampling frequency index {frequency_index}"))
+    })?;
     if !(1..=4).contains(&object_type) || !(1..=7).contains(&channels) {
         return Err(CmafError::Unsupported(format!(
             "AAC object type {object_type} with channel configuration {channels} (ADTS carries types 1–4, configurations 1–7)"
@@ -519,7 +596,11 @@ fn parse_esds(b: &[u8]) -> Result<Codec, CmafError> {
     })
 }
 
-fn annex_b(data: &[u8], nal_length_size: u8, params: Option<(&Vec<Bytes>, &Vec<Bytes>)>) -> Result<Bytes, CmafError> {
+fn annex_b(
+    data: &[u8],
+    nal_length_size: u8,
+    params: Option<(&Vec<Bytes>, &Vec<Bytes>)>,
+) -> Result<Bytes, CmafError> {
     const START: [u8; 4] = [0, 0, 0, 1];
     let mut out = BytesMut::with_capacity(data.len() + 64);
     let n = usize::from(nal_length_size);
@@ -530,15 +611,22 @@ fn annex_b(data: &[u8], nal_length_size: u8, params: Option<(&Vec<Bytes>, &Vec<B
         if data.len() - pos < n {
             return Err(bad("sample", "truncated NAL length"));
         }
-        let len = data[pos..pos + n].iter().fold(0usize, |a, &b| (a << 8) | usize::from(b));
+        let len = data[pos..pos + n]
+            .iter()
+            .fold(0usize, |a, &b| (a << 8) | usize::from(b));
         pos += n;
         if len > data.len() - pos {
-            return Err(bad("sample", format!("NAL of {len} bytes runs past the sample")));
+            return Err(bad(
+                "sample",
+                format!("NAL of {len} bytes runs past the sample"),
+            ));
         }
         nals.push(&data[pos..pos + len]);
         pos += len;
     }
-    let has_sps = nals.iter().any(|nal| nal.first().is_some_and(|h| h & 0x1F == 7));
+    let has_sps = nals
+        .iter()
+        .any(|nal| nal.first().is_some_and(|h| h & 0x1F == 7));
     if let (Some((sps, pps)), false) = (params, has_sps) {
         // Access unit delimiters and SEI stay first (H.264 §7.4.1.2.3).
         let lead = nals
@@ -562,10 +650,18 @@ fn annex_b(data: &[u8], nal_length_size: u8, params: Option<(&Vec<Bytes>, &Vec<B
     Ok(out.freeze())
 }
 
-fn adts(data: &[u8], object_type: u8, frequency_index: u8, channels: u8) -> Result<Bytes, CmafError> {
+fn adts(
+    data: &[u8],
+    object_type: u8,
+    frequency_index: u8,
+    channels: u8,
+) -> Result<Bytes, CmafError> {
     let len = data.len() + 7;
     if len >= 1 << 13 {
-        return Err(bad("AAC frame", format!("{} bytes is too long for ADTS", data.len())));
+        return Err(bad(
+            "AAC frame",
+            format!("{} bytes is too long for ADTS", data.len()),
+        ));
     }
     let profile = object_type - 1;
     let mut out = BytesMut::with_capacity(len);
@@ -598,7 +694,9 @@ mod tests {
         let mut mdhd = vec![0u8; 4 + 8];
         mdhd.extend_from_slice(&12_800u32.to_be_bytes());
         mdhd.extend_from_slice(&[0u8; 8]);
-        let avcc = [1, 0x64, 0, 0x1f, 0xFF, 0xE1, 0, 3, 0x67, 1, 2, 1, 0, 2, 0x68, 9];
+        let avcc = [
+            1, 0x64, 0, 0x1f, 0xFF, 0xE1, 0, 3, 0x67, 1, 2, 1, 0, 2, 0x68, 9,
+        ];
         let mut avc1 = vec![0u8; 78];
         avc1.extend_from_slice(&bx(b"avcC", &avcc));
         let mut stsd = vec![0u8, 0, 0, 0, 0, 0, 0, 1];
@@ -666,7 +764,10 @@ mod tests {
         let samples = track.samples(&seg).unwrap();
         assert_eq!(samples.len(), 2);
         assert!(samples[0].keyframe && !samples[1].keyframe);
-        assert_eq!((samples[0].dts, samples[0].pts, samples[0].duration), (25_600, 26_624, 512));
+        assert_eq!(
+            (samples[0].dts, samples[0].pts, samples[0].duration),
+            (25_600, 26_624, 512)
+        );
         assert_eq!((samples[1].dts, samples[1].pts), (26_112, 25_600));
         let au = track.access_unit(&samples[0]).unwrap();
         assert_eq!(au.pts, 26_624 * 90_000 / 12_800);
@@ -692,7 +793,11 @@ mod tests {
         let mut bad_count = good.clone();
         let at = bad_count.windows(4).position(|w| w == b"trun").unwrap() + 8;
         bad_count[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(track.samples(&Bytes::from(bad_count)).unwrap_err().to_string().contains("do not fit"));
+        assert!(track
+            .samples(&Bytes::from(bad_count))
+            .unwrap_err()
+            .to_string()
+            .contains("do not fit"));
         // A box larger than its parent.
         let mut big = good.clone();
         big[0..4].copy_from_slice(&u32::MAX.to_be_bytes());
@@ -711,7 +816,8 @@ mod tests {
         assert_eq!(&f[..2], &[0xFF, 0xF1]);
         // profile LC (1), 48 kHz (3), 2 channels.
         assert_eq!(f[2], (1 << 6) | (3 << 2));
-        let len = ((usize::from(f[3]) & 3) << 11) | (usize::from(f[4]) << 3) | (usize::from(f[5]) >> 5);
+        let len =
+            ((usize::from(f[3]) & 3) << 11) | (usize::from(f[4]) << 3) | (usize::from(f[5]) >> 5);
         assert_eq!(len, 107);
     }
 }

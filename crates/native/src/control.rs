@@ -104,7 +104,10 @@ pub enum Metadata {
 impl Control {
     /// This message as a control frame.
     pub fn to_frame(&self) -> Frame {
-        Frame::json(FrameKind::Control, serde_json::to_vec(self).unwrap_or_default())
+        Frame::json(
+            FrameKind::Control,
+            serde_json::to_vec(self).unwrap_or_default(),
+        )
     }
 
     /// Parse a control frame's payload.
@@ -128,7 +131,10 @@ impl Control {
 impl Metadata {
     /// This message as a metadata frame at `pts` (90 kHz ticks).
     pub fn to_frame(&self, pts: i64) -> Frame {
-        let mut f = Frame::json(FrameKind::Metadata, serde_json::to_vec(self).unwrap_or_default());
+        let mut f = Frame::json(
+            FrameKind::Metadata,
+            serde_json::to_vec(self).unwrap_or_default(),
+        );
         f.pts = pts;
         f
     }
@@ -165,10 +171,14 @@ mod tests {
     #[test]
     fn bad_control_payloads_are_reasons() {
         let f = Frame::json(FrameKind::Control, b"{\"type\":\"nope\"}".to_vec());
-        assert!(Control::from_frame(&f).unwrap_err().contains("bad control message"));
+        assert!(Control::from_frame(&f)
+            .unwrap_err()
+            .contains("bad control message"));
         let f = Frame::json(FrameKind::Metadata, b"{}".to_vec());
         assert!(Control::from_frame(&f).is_err());
         let f = Frame::json(FrameKind::Control, vec![b' '; MAX_CONTROL_BYTES + 1]);
-        assert!(Control::from_frame(&f).unwrap_err().contains("over the limit"));
+        assert!(Control::from_frame(&f)
+            .unwrap_err()
+            .contains("over the limit"));
     }
 }

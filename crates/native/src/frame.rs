@@ -39,7 +39,7 @@ pub const DEFAULT_MAX_PAYLOAD: u32 = 8 << 20;
 pub const TICKS_PER_SECOND: i64 = 90_000;
 
 /// What a frame carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum FrameKind {
     /// One H.264 access unit, Annex B byte stream; parameter sets (SPS,
@@ -360,7 +360,11 @@ mod tests {
     fn video(pts: i64, key: bool, payload: &[u8]) -> Frame {
         Frame {
             kind: FrameKind::Video,
-            flags: if key { Flags::KEYFRAME } else { Flags::default() },
+            flags: if key {
+                Flags::KEYFRAME
+            } else {
+                Flags::default()
+            },
             rendition: 2,
             pts,
             duration: 3600,
@@ -445,7 +449,10 @@ mod tests {
         w[24..28].copy_from_slice(&crc.to_be_bytes());
         let mut dec = FrameDecoder::default();
         let mut buf = BytesMut::from(&w[..]);
-        assert_eq!(dec.decode_frame(&mut buf), Err(FrameError::UnsupportedVersion(9)));
+        assert_eq!(
+            dec.decode_frame(&mut buf),
+            Err(FrameError::UnsupportedVersion(9))
+        );
 
         let mut w = video(0, true, b"x").encode().to_vec();
         w[5] = 77;

@@ -294,7 +294,11 @@ impl pb::control_plane_server::ControlPlane for ControlService {
             .map_err(session_status)?;
         let cap = capability_cap(&rungs, caps.max_height);
         let initial = startup_index(&rungs, cap, caps.initial_throughput_bps);
-        let (token, exp) = self.inner.signer.sign(&session_id, &video_id, now / 1000)?;
+        let (token, exp) = self
+            .inner
+            .signer
+            .sign(&session_id, &video_id, now / 1000)
+            .map_err(|e| Status::internal(format!("token signing failed: {e}")))?;
         Ok(Response::new(pb::OpenSessionResponse {
             session_id,
             playback_token: token,
@@ -329,7 +333,11 @@ impl pb::control_plane_server::ControlPlane for ControlService {
             .await
             .map_err(session_status)?;
         let cap = capability_cap(&rungs, session.max_height);
-        let (token, _) = self.inner.signer.sign(&session_id, &video_id, now / 1000)?;
+        let (token, _) = self
+            .inner
+            .signer
+            .sign(&session_id, &video_id, now / 1000)
+            .map_err(|e| Status::internal(format!("token signing failed: {e}")))?;
         Ok(Response::new(pb::SelectVideoResponse {
             hls_url: self.inner.hls_url(&video_id),
             initial_rendition: Some(choice_proto(&rungs, startup_index(&rungs, cap, 0.0))),

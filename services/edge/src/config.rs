@@ -52,6 +52,16 @@ pub struct EdgeConfig {
     /// `EDGE_MAX_CONCURRENT_REQUESTS`; more get 503.
     #[arg(long, env = "EDGE_MAX_BLOCKED_REQUESTS", default_value_t = 10_000)]
     pub max_blocked_requests: usize,
+    /// Native TCP stream listen address (`docs/native-stream.md`).
+    #[arg(long, env = "EDGE_NATIVE_ADDR", default_value = "0.0.0.0:9000")]
+    pub native_addr: SocketAddr,
+    /// Native stream connections at most; one more is told `busy`.
+    #[arg(long, env = "EDGE_NATIVE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub native_max_connections: usize,
+    /// The control plane's playback-token secret, to check the native
+    /// stream's hello; without it every native session is refused.
+    #[arg(long, env = "CONTROL_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
 }
 
 impl EdgeConfig {
@@ -66,6 +76,12 @@ impl EdgeConfig {
         }
         if self.max_concurrent_requests == 0 {
             return Err("EDGE_MAX_CONCURRENT_REQUESTS must be > 0".into());
+        }
+        if self.native_max_connections == 0 {
+            return Err("EDGE_NATIVE_MAX_CONNECTIONS must be > 0".into());
+        }
+        if self.token_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err("CONTROL_TOKEN_SECRET must be at least 16 bytes".into());
         }
         Ok(())
     }

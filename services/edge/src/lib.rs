@@ -2,6 +2,7 @@
 //!
 //! * [`hls`] — `/hls/{video}/…` from the media store (typed paths, ETag,
 //!   Range, cache policy).
+//! * [`native`] — the native TCP stream (port 9000).
 //! * [`api`] — `/api/v1/…`, a REST facade over the control plane for the
 //!   front end.
 //! * `/` — the built front end (`frontend/dist`).
@@ -12,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod hls;
 pub mod live;
+pub mod native;
 
 use std::sync::Arc;
 
@@ -150,10 +152,24 @@ pub fn router(state: Arc<AppState>, config: &EdgeConfig) -> Router {
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
-/// Serve until `shutdown`.
+/// Serve HTTP on `listener` and the native stream on
+/// `config.native_addr` until `shutdown`.
 pub async fn run(
     config: EdgeConfig,
     listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let native = tokio::net::TcpListener::bind(config.native_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("EDGE_NATIVE_ADDR={}: {e}", config.native_addr))?;
+    run_with(config, listener, native, shutdown).await
+}
+
+/// [`run`] with both listeners bound by the caller (tests bind port 0).
+pub async fn run_with(
+    config: EdgeConfig,
+    listener: tokio::net::TcpListener,
+    native_listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let state = connect(&config).await?;
@@ -163,6 +179,16 @@ pub async fn run(
         state.live.clone(),
         shutdown.clone(),
     ));
+    let native = native::NativeServer::new(
+        state.clone(),
+        config.token_secret.as_deref(),
+        native::NativeLimits {
+            max_connections: config.native_max_connections,
+            ..Default::default()
+        },
+        shutdown.clone(),
+    );
+    let native = tokio::spawn(native.serve(native_listener, shutdown.clone()));
     let app = router(state, &config);
     tracing::info!(addr = %listener.local_addr()?, "edge listening");
     axum::serve(listener, app)
@@ -173,5 +199,6 @@ pub async fn run(
         .await?;
     shutdown.cancel();
     let _ = notifications.await;
+    let _ = native.await;
     Ok(())
 }

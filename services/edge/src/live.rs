@@ -87,6 +87,12 @@ impl LiveNotifier {
         }
     }
 
+    /// A bare receiver of the rendition's update count (for readers that
+    /// follow every update, e.g. the native stream's live feeds).
+    pub fn updates(&self, video: &str, track: &str) -> watch::Receiver<u64> {
+        self.watch(video, track).updates
+    }
+
     /// The rendition was updated: wake its waiters; forget renditions
     /// nobody waits on (the map holds only renditions with waiters).
     pub fn notify(&self, video: &str, track: &str) {

@@ -5,9 +5,10 @@
 //!   `stream_abr::sim` and print a table plus one JSON summary line.
 //! - `live start|stop|ls`: live channels through the control plane's gRPC
 //!   API.
+//! - `play tcp://HOST:9000/<id>`: the native stream's client (jitter
+//!   buffer, decoding, feedback, stats, one JSON summary line).
 
-mod abr_sim;
-mod live;
+use streamctl::{abr_sim, live, play};
 
 use std::process::ExitCode;
 
@@ -26,6 +27,8 @@ enum Command {
     AbrSim(abr_sim::Args),
     /// Live channels: start, stop, list (control plane gRPC).
     Live(live::Args),
+    /// Play a video or channel over the native TCP stream.
+    Play(play::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::AbrSim(args) => abr_sim::run(&args),
         Command::Live(args) => live::run(&args),
+        Command::Play(args) => play::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
