@@ -15,6 +15,7 @@ down:
 test: deps infra samples frontend
 	cargo test --workspace --no-fail-fast
 	python3 deploy/k8s/check.py
+	scripts/fuzz.sh
 
 bench: deps infra samples
 	bench/run.sh $(BENCH)

@@ -20,6 +20,14 @@ export EDGE_INGEST_PUBLIC_URL=${EDGE_INGEST_PUBLIC_URL:-http://localhost:$INGEST
 export EDGE_CORS_ORIGINS=${EDGE_CORS_ORIGINS:-http://localhost:$EDGE_PORT,http://127.0.0.1:$EDGE_PORT}
 export INGEST_CORS_ORIGINS=${INGEST_CORS_ORIGINS:-http://localhost:$EDGE_PORT,http://127.0.0.1:$EDGE_PORT}
 mkdir -p var/run var/log "$MEDIA_STORE" "$INGEST_SCRATCH_DIR"
+# Playback tokens: one secret shared by control (signs) and the edge (checks
+# the native stream's hello), made once and kept in var/ (mode 600).
+if [ -z "${CONTROL_TOKEN_SECRET:-}" ]; then
+  [ -s var/token-secret ] || (umask 077; python3 -c 'import secrets; print(secrets.token_hex(32))' > var/token-secret)
+  CONTROL_TOKEN_SECRET=$(cat var/token-secret)
+fi
+export CONTROL_TOKEN_SECRET
+export EDGE_NATIVE_ADDR=${EDGE_NATIVE_ADDR:-0.0.0.0:9000}
 
 alive() { [ -f "var/run/$1.pid" ] && kill -0 "$(cat "var/run/$1.pid")" 2>/dev/null; }
 for svc in control ingest marker edge; do
@@ -72,3 +80,4 @@ if [ -n "$bbb" ]; then
 fi
 start_channel "generator" '{"title":"generator","source":{"generator":{"event_interval_s":10,"width":640,"height":360}},"latency":"low"}'
 echo "up: open http://localhost:$EDGE_PORT"
+echo "up: native stream: target/release/streamctl play tcp://127.0.0.1:${EDGE_NATIVE_ADDR##*:}/<video or channel id>"

@@ -35,8 +35,9 @@ APP_ENV = {
     "ingest": {"INGEST_HTTP_ADDR", "INGEST_SCRATCH_DIR", "INGEST_MAX_UPLOAD_BYTES",
                "INGEST_WORKERS", "INGEST_CORS_ORIGINS"},
     "edge": {"EDGE_HTTP_ADDR", "EDGE_STATIC_DIR", "EDGE_CORS_ORIGINS",
-             "CONTROL_URL", "EDGE_INGEST_PUBLIC_URL"},
-    "control": {"CONTROL_GRPC_ADDR"},
+             "CONTROL_URL", "EDGE_INGEST_PUBLIC_URL", "EDGE_NATIVE_ADDR",
+             "CONTROL_TOKEN_SECRET"},
+    "control": {"CONTROL_GRPC_ADDR", "CONTROL_TOKEN_SECRET"},
     "marker": {"MARKER_HTTP_ADDR"},
 }
 APP_PORT = {"ingest": 8081, "edge": 8080, "control": 50051, "marker": 8082}

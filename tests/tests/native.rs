@@ -84,6 +84,8 @@ async fn next_frame(reader: &mut Reader, within: Duration) -> Option<Frame> {
 fn play_args(stack: &Stack, id: &str, seconds: f64) -> streamctl::play::Args {
     streamctl::play::Args {
         url: format!("tcp://{}/{id}", stack.native),
+        knsock: None,
+        knsock_index: 0,
         control: stack.control.clone(),
         token: None,
         rendition: None,

@@ -20,6 +20,8 @@ pub enum Elementary {
     H264,
     /// AAC with ADTS headers.
     AacAdts,
+    /// Baseline JPEG pictures (kn-sock's video frames).
+    Jpeg,
 }
 
 /// What a decoder thread saw.
@@ -54,6 +56,7 @@ impl StreamDecoder {
         let id = match kind {
             Elementary::H264 => ffmpeg::codec::Id::H264,
             Elementary::AacAdts => ffmpeg::codec::Id::AAC,
+            Elementary::Jpeg => ffmpeg::codec::Id::MJPEG,
         };
         let codec = ffmpeg::decoder::find(id)
             .ok_or_else(|| MediaError::Pipeline(format!("no {id:?} decoder")))?;
@@ -72,7 +75,7 @@ impl StreamDecoder {
                 let mut drain = |decoder: &mut ffmpeg::decoder::Opened,
                                  report: &mut DecodeReport| {
                     // Bounded: each call returns one frame or an error.
-                    if kind == Elementary::H264 {
+                    if kind != Elementary::AacAdts {
                         while decoder.receive_frame(&mut picture).is_ok() {
                             report.frames += 1;
                             report.width = picture.width();

@@ -11,5 +11,6 @@
 
 pub mod abr_sim;
 pub mod jitter;
+pub mod knsock;
 pub mod live;
 pub mod play;

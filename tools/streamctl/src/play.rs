@@ -27,8 +27,16 @@ use crate::jitter::JitterBuffer;
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct Args {
-    /// `tcp://HOST:PORT/<video or channel id>`.
+    /// `tcp://HOST:PORT/<video or channel id>` (not with `--knsock`).
+    #[arg(required_unless_present = "knsock", default_value = "")]
     pub url: String,
+    /// Play kn-sock 0.3.0's protocol from this video port (audio on +1,
+    /// control on +10): the edge's compatible mode or kn-sock's own server.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub knsock: Option<String>,
+    /// With `--knsock`: the index to select from the offered videos.
+    #[arg(long, default_value_t = 0)]
+    pub knsock_index: usize,
     /// Control plane gRPC URL (sessions, feedback).
     #[arg(
         long,
@@ -100,7 +108,10 @@ pub fn run(args: &Args) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let summary = rt.block_on(play(args))?;
+    let summary = match &args.knsock {
+        Some(addr) => rt.block_on(crate::knsock::play(args, addr))?,
+        None => rt.block_on(play(args))?,
+    };
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }
