@@ -60,12 +60,19 @@ function start() {
   video.addEventListener('playing', () => {
     if (!playingSince) playingSince = performance.now();
   });
+  // Rebuffers after the start (hls.js raises its target latency by
+  // liveSyncOnStallIncrease at each).
+  window.__stalls = 0;
+  video.addEventListener('waiting', () => {
+    if (playingSince) window.__stalls += 1;
+  });
   setInterval(() => {
     const latency = hls.latency;
     const level = hls.levels[hls.currentLevel];
     const ahead = video.buffered.length ? video.buffered.end(video.buffered.length - 1) - video.currentTime : 0;
     const warm = playingSince && performance.now() - playingSince > WARMUP_MS;
     if (warm && Number.isFinite(latency) && latency > 0 && !video.paused) samples.push(latency);
+    window.__targetLatency = hls.targetLatency;
     $('stats').textContent = [
       Number.isFinite(latency) ? `latency ${latency.toFixed(2)} s` : 'latency –',
       Number.isFinite(hls.targetLatency) ? `target ${hls.targetLatency.toFixed(2)} s` : '',

@@ -77,7 +77,8 @@ async function main() {
     const sorted = s.slice().sort((a, b) => a - b);
     const p50 = sorted[Math.floor(sorted.length / 2)];
     const p99 = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))];
-    console.log(`latency: ${JSON.stringify({ samples: s.length, p50, p99, max: sorted[sorted.length - 1] })}`);
+    const extra = await page.evaluate(() => ({ target: window.__targetLatency, stalls: window.__stalls }));
+    console.log(`latency: ${JSON.stringify({ samples: s.length, p50, p99, max: sorted[sorted.length - 1], ...extra })}`);
     const error = await page.$eval('[data-testid="live-error"]', (e) => (e.hidden ? '' : e.textContent));
     if (error) throw new Error(error);
     return `p50 ${p50.toFixed(2)} s, p99 ${p99.toFixed(2)} s`;

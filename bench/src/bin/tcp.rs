@@ -37,14 +37,19 @@ const STALL_MS: f64 = 200.0;
 
 fn main() -> Result<()> {
     raise_nofile();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run())
 }
 
 fn raise_nofile() {
     // SAFETY: plain getrlimit/setrlimit on this process's own limits.
     unsafe {
-        let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 {
             l.rlim_cur = l.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &l);
@@ -53,7 +58,10 @@ fn raise_nofile() {
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// utime + stime of `pid`, seconds.
@@ -80,7 +88,9 @@ fn rss(pid: u32) -> Result<u64> {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 struct Edge {
@@ -164,7 +174,15 @@ fn unix_ms() -> f64 {
 
 /// A load client: hello, then walk the frame headers (no copy, no CRC:
 /// the edge is measured, not the client) until `until`.
-async fn client(addr: String, token: String, id: String, rendition: Option<String>, measure_from: Instant, until: Instant, keep_arrivals: bool) -> ClientStats {
+async fn client(
+    addr: String,
+    token: String,
+    id: String,
+    rendition: Option<String>,
+    measure_from: Instant,
+    until: Instant,
+    keep_arrivals: bool,
+) -> ClientStats {
     let mut st = ClientStats::default();
     let run = async {
         let mut s = TcpStream::connect(&addr).await?;
@@ -222,14 +240,18 @@ async fn client(addr: String, token: String, id: String, rendition: Option<Strin
                     let frame = stream_native::frame::FrameDecoder::default()
                         .decode_frame(&mut bytes::BytesMut::from(&buf[pos..pos + total]))?
                         .ok_or_else(|| anyhow!("bad first frame"))?;
-                    if let Control::Error { code, reason } = Control::from_frame(&frame).map_err(|e| anyhow!(e))? {
+                    if let Control::Error { code, reason } =
+                        Control::from_frame(&frame).map_err(|e| anyhow!(e))?
+                    {
                         bail!("refused: {code:?}: {reason}");
                     }
                 } else if kind == FrameKind::Video as u8 {
                     if now >= measure_from {
                         st.video_frames += 1;
                         if let Some(l) = last_video.filter(|l| *l >= measure_from) {
-                            st.max_gap_ms = st.max_gap_ms.max(now.duration_since(l).as_secs_f64() * 1000.0);
+                            st.max_gap_ms = st
+                                .max_gap_ms
+                                .max(now.duration_since(l).as_secs_f64() * 1000.0);
                         }
                         if keep_arrivals {
                             let pts = i64::from_be_bytes(h[8..16].try_into().unwrap_or([0; 8]));
@@ -268,7 +290,15 @@ async fn step(edge: &Edge, video: &str, tokens: &[String], n: usize, secs: f64) 
     let until = measure_from + Duration::from_secs_f64(secs);
     let mut set = tokio::task::JoinSet::new();
     for t in tokens.iter().take(n) {
-        set.spawn(client(edge.native.clone(), t.clone(), video.to_string(), Some("720p".into()), measure_from, until, false));
+        set.spawn(client(
+            edge.native.clone(),
+            t.clone(),
+            video.to_string(),
+            Some("720p".into()),
+            measure_from,
+            until,
+            false,
+        ));
         tokio::time::sleep(Duration::from_micros(500)).await;
     }
     tokio::time::sleep_until(measure_from.into()).await;
@@ -285,7 +315,10 @@ async fn step(edge: &Edge, video: &str, tokens: &[String], n: usize, secs: f64) 
     if let Some(e) = stats.iter().find_map(|s| s.error.clone()) {
         eprintln!("tcp: {n} clients: first error: {e}");
     }
-    let min_fps = stats.iter().map(|s| s.video_frames as f64 / secs).fold(f64::INFINITY, f64::min);
+    let min_fps = stats
+        .iter()
+        .map(|s| s.video_frames as f64 / secs)
+        .fold(f64::INFINITY, f64::min);
     let max_gap_ms = stats.iter().map(|s| s.max_gap_ms).fold(0.0, f64::max);
     let ok = errors == 0 && min_fps >= 0.95 * FPS && max_gap_ms <= STALL_MS;
     let s = Step {
@@ -295,7 +328,11 @@ async fn step(edge: &Edge, video: &str, tokens: &[String], n: usize, secs: f64) 
         max_gap_ms,
         errors,
         edge_cpu_cores: cpu / secs,
-        edge_cpu_ms_per_frame: if frames > 0 { cpu * 1000.0 / frames as f64 } else { 0.0 },
+        edge_cpu_ms_per_frame: if frames > 0 {
+            cpu * 1000.0 / frames as f64
+        } else {
+            0.0
+        },
         rss_per_client_kb: (rss1.saturating_sub(rss0)) as f64 / 1024.0 / n as f64,
         frames,
     };
@@ -318,14 +355,22 @@ async fn step(edge: &Edge, video: &str, tokens: &[String], n: usize, secs: f64) 
 /// EXT-X-PROGRAM-DATE-TIME minus the PTS of its first frame.
 async fn live_anchor(stack: &Stack, id: &str, track: &str) -> Result<f64> {
     use stream_hls::live::{LiveConfig, LivePlaylist};
-    let text = stack.edge_get(&format!("/hls/{id}/{track}/index.m3u8")).await?.text().await?;
+    let text = stack
+        .edge_get(&format!("/hls/{id}/{track}/index.m3u8"))
+        .await?
+        .text()
+        .await?;
     let pl = LivePlaylist::parse(&text, LiveConfig::for_reading()).map_err(|e| anyhow!("{e}"))?;
     let seg = pl
         .segments()
         .filter(|s| s.pdt_ms.is_some() && !s.parts.is_empty())
         .last()
         .ok_or_else(|| anyhow!("no segment with parts and PDT"))?;
-    let init = stack.edge_get(&format!("/hls/{id}/{track}/init.mp4")).await?.bytes().await?;
+    let init = stack
+        .edge_get(&format!("/hls/{id}/{track}/init.mp4"))
+        .await?
+        .bytes()
+        .await?;
     let part = stack
         .edge_get(&format!("/hls/{id}/{track}/{}", seg.parts[0].uri))
         .await?
@@ -333,7 +378,11 @@ async fn live_anchor(stack: &Stack, id: &str, track: &str) -> Result<f64> {
         .await?;
     let track = Track::parse_init(&init).map_err(|e| anyhow!("{e}"))?;
     let samples = track.samples(&part).map_err(|e| anyhow!("{e}"))?;
-    let first = samples.iter().map(|s| s.pts).min().ok_or_else(|| anyhow!("empty part"))?;
+    let first = samples
+        .iter()
+        .map(|s| s.pts)
+        .min()
+        .ok_or_else(|| anyhow!("empty part"))?;
     let pts_ms = first as f64 * 1000.0 / f64::from(track.timescale);
     Ok(seg.pdt_ms.unwrap_or(0) as f64 - pts_ms)
 }
@@ -394,13 +443,29 @@ async fn run() -> Result<()> {
     let anchor = live_anchor(&stack, &channel, "720p").await?;
     let token = tokens(&stack, &channel, 1).await?.remove(0);
     let start = Instant::now();
-    let st = client(edge.native.clone(), token, channel.clone(), Some("720p".into()), start + Duration::from_secs(2), start + Duration::from_secs(22), true).await;
+    let st = client(
+        edge.native.clone(),
+        token,
+        channel.clone(),
+        Some("720p".into()),
+        start + Duration::from_secs(2),
+        start + Duration::from_secs(22),
+        true,
+    )
+    .await;
     if let Some(e) = &st.error {
         bail!("live client: {e}");
     }
-    let mut lat: Vec<f64> = st.arrivals.iter().map(|(at, pts)| (at - (anchor + *pts as f64 / 90.0)) / 1000.0).collect();
+    let mut lat: Vec<f64> = st
+        .arrivals
+        .iter()
+        .map(|(at, pts)| (at - (anchor + *pts as f64 / 90.0)) / 1000.0)
+        .collect();
     let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
-    println!("tcp: live latency over the native stream: p50 {p50:.3} s, p99 {p99:.3} s ({} frames)", lat.len());
+    println!(
+        "tcp: live latency over the native stream: p50 {p50:.3} s, p99 {p99:.3} s ({} frames)",
+        lat.len()
+    );
 
     let round = |v: f64| (v * 1000.0).round() / 1000.0;
     let line = serde_json::json!({

@@ -82,6 +82,9 @@ pub struct Sample {
 pub struct AccessUnit {
     /// Presentation time, 90 kHz ticks.
     pub pts: i64,
+    /// Decode time, 90 kHz ticks (≤ `pts`; what a sender paces by, since
+    /// access units go out in decode order).
+    pub dts: i64,
     /// Duration, 90 kHz ticks.
     pub duration: u32,
     pub keyframe: bool,
@@ -483,6 +486,7 @@ impl Track {
         };
         Ok(AccessUnit {
             pts: ticks_from_timescale(s.pts, self.timescale),
+            dts: ticks_from_timescale(s.dts, self.timescale),
             duration: u32::try_from(ticks_from_timescale(i64::from(s.duration), self.timescale))
                 .unwrap_or(u32::MAX),
             keyframe: s.keyframe,

@@ -283,14 +283,15 @@ impl FeedHub {
         Track::parse_init(&init).map_err(|e| format!("{}/init.mp4: {e}", spec.track))
     }
 
-    /// The frames of one segment or part, PTS shifted by `pts_offset` ticks.
+    /// The frames of one segment or part with their decode times, both
+    /// shifted by `pts_offset` ticks.
     async fn frames(
         &self,
         spec: &FeedSpec,
         track: &Track,
         uri: &str,
         pts_offset: i64,
-    ) -> Result<Vec<Frame>, String> {
+    ) -> Result<Vec<(i64, Frame)>, String> {
         let rel = format!("{}/{uri}", spec.track);
         let bytes = self.get(&spec.video, &rel).await?;
         let samples = track.samples(&bytes).map_err(|e| format!("{rel}: {e}"))?;
@@ -298,7 +299,7 @@ impl FeedHub {
             .iter()
             .map(|s| {
                 let au = track.access_unit(s).map_err(|e| format!("{rel}: {e}"))?;
-                Ok(Frame {
+                let frame = Frame {
                     kind: spec.kind,
                     flags: if au.keyframe && spec.kind == FrameKind::Video {
                         Flags::KEYFRAME
@@ -309,7 +310,8 @@ impl FeedHub {
                     pts: au.pts.saturating_add(pts_offset),
                     duration: au.duration,
                     payload: au.payload,
-                })
+                };
+                Ok((au.dts.saturating_add(pts_offset), frame))
             })
             .collect()
     }
@@ -357,9 +359,11 @@ impl FeedHub {
             let offset = (f64::from(lap) * total_s * TICKS_PER_SECOND as f64).round() as i64;
             for (uri, _) in &segments[start..] {
                 let frames = self.frames(spec, &track, uri, offset).await?;
-                for frame in frames {
+                // Paced by decode time: access units go out in decode order,
+                // evenly (pacing by PTS would burst B-frames after their P).
+                for (dts, frame) in frames {
                     let media = Duration::from_secs_f64(
-                        ((frame.pts - offset).max(0)) as f64 / TICKS_PER_SECOND as f64,
+                        ((dts - offset).max(0)) as f64 / TICKS_PER_SECOND as f64,
                     );
                     tokio::select! {
                         _ = stop.cancelled() => return Ok(()),
@@ -441,7 +445,7 @@ impl FeedHub {
             };
             for (pos, uri, _, discontinuity, _) in parts.iter().filter(|p| p.0 >= from) {
                 let frames = self.frames(spec, &track, uri, 0).await?;
-                for (i, mut frame) in frames.into_iter().enumerate() {
+                for (i, (_, mut frame)) in frames.into_iter().enumerate() {
                     if i == 0 && *discontinuity {
                         frame.flags = frame.flags | Flags::DISCONTINUITY;
                     }
