@@ -27,9 +27,10 @@ fi
 command -v cargo >/dev/null || { echo "deps: cargo not found; install Rust (rustup) first" >&2; exit 1; }
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml
 # kn-sock compatibility test (tests/knsock/interop.py): kn-sock 0.3.0's own
-# client with OpenCV, numpy and requests (its package __init__ imports it), in a venv of their own (pyaudio is stubbed
-# by the test; kn-sock is installed without its dependency list, which
-# names pyaudio and the non-headless OpenCV). Quick when present.
+# client with OpenCV (headless), numpy and requests (kn_sock/__init__ imports
+# it) in a venv of their own. kn-sock goes in without its dependency list,
+# which names pyaudio (the test stubs it) and the desktop OpenCV. Quick when
+# present.
 KNSOCK_VENV=${KNSOCK_VENV:-.cache/knsock-venv}
 cd "$(dirname "$0")/.."
 if ! "$KNSOCK_VENV/bin/python" -c 'import cv2, numpy, kn_sock.json_socket' 2>/dev/null; then
