@@ -5,14 +5,18 @@
 //! * [`api`] — `/api/v1/…`, a REST facade over the control plane for the
 //!   front end.
 //! * `/` — the built front end (`frontend/dist`).
+//! * [`knsock`] — the kn-sock 0.3.0 compatible stream on its own three TCP
+//!   ports (off unless configured).
 //! * [`config`], [`error`].
 
 pub mod api;
 pub mod config;
 pub mod error;
 pub mod hls;
+pub mod knsock;
 pub mod live;
 
+use std::future::IntoFuture;
 use std::sync::Arc;
 
 use axum::http::{header, Method, StatusCode};
@@ -150,12 +154,15 @@ pub fn router(state: Arc<AppState>, config: &EdgeConfig) -> Router {
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
-/// Serve until `shutdown`.
+/// Serve until `shutdown`. The kn-sock ports (when configured) are bound
+/// before anything else is served and run as a supervised task: if they
+/// stop on their own, the edge shuts down with that error.
 pub async fn run(
     config: EdgeConfig,
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let knsock_listeners = knsock::bind(&config.knsock).await?;
     let state = connect(&config).await?;
     let notifications = tokio::spawn(live::run_notifications(
         state.nats.clone(),
@@ -163,15 +170,46 @@ pub async fn run(
         state.live.clone(),
         shutdown.clone(),
     ));
+    let knsock_task = knsock_listeners.map(|l| {
+        tokio::spawn(knsock::serve(
+            l,
+            config.knsock.clone(),
+            state.control.clone(),
+            state.store.clone(),
+            shutdown.clone(),
+        ))
+    });
     let app = router(state, &config);
     tracing::info!(addr = %listener.local_addr()?, "edge listening");
-    axum::serve(listener, app)
+    let server = axum::serve(listener, app)
         .with_graceful_shutdown({
             let shutdown = shutdown.clone();
             async move { shutdown.cancelled().await }
         })
-        .await?;
+        .into_future();
+    let mut server = std::pin::pin!(server);
+    let result: anyhow::Result<()> = match knsock_task {
+        None => server.await.map_err(Into::into),
+        Some(mut task) => tokio::select! {
+            r = &mut server => {
+                shutdown.cancel();
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut task).await;
+                r.map_err(Into::into)
+            }
+            r = &mut task => {
+                let stopped_alone = !shutdown.is_cancelled();
+                shutdown.cancel();
+                let _ = server.await;
+                match r {
+                    Ok(Ok(())) if !stopped_alone => Ok(()),
+                    Ok(Ok(())) => Err(anyhow::anyhow!("the kn-sock server stopped")),
+                    Ok(Err(e)) => Err(e.context("the kn-sock server failed")),
+                    Err(e) => Err(anyhow::anyhow!("the kn-sock server panicked: {e}")),
+                }
+            }
+        },
+    };
     shutdown.cancel();
     let _ = notifications.await;
-    Ok(())
+    result
 }
