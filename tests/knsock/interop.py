@@ -114,7 +114,7 @@ class Tee:
         self.buf = bytearray()
         self.lock = threading.Lock()
         self.handshake = None
-        self.frames = []  # (wall_s, media_ts_s, jpeg bytes len, dqt sum)
+        self.frames = []  # (wall_s, media_ts_s, JPEG length, luma DQT sum, first JPEG)
         self.chunks = []  # (wall_s, media_ts_s, pcm bytes len, rms)
         self.errors = []
 
@@ -150,7 +150,9 @@ class Tee:
                     return
                 jpeg = bytes(self.buf[12 : 12 + length])
                 del self.buf[: 12 + length]
-                self.frames.append((now, ts, length, luma_dqt_sum(jpeg), jpeg))
+                # Only the first JPEG is kept whole (decoded by the checks).
+                keep = jpeg if not self.frames else None
+                self.frames.append((now, ts, length, luma_dqt_sum(jpeg), keep))
             else:
                 if len(self.buf) < 16:
                     return
@@ -238,9 +240,11 @@ def quality_phase(client, levels, label):
     client.send_feedback(levels)
     t0 = time.monotonic()
     wait_for(lambda: any(f[3] != before for f in frames_after(tee, t0)), 5, f"{label}: a frame with a new JPEG quality")
-    changed = next(f[0] for f in frames_after(tee, t0) if f[3] != before)
-    wait_for(lambda: len(frames_after(tee, changed)) >= 12, 5, f"{label}: 12 frames")
-    sample = frames_after(tee, changed)[:12]
+    # Frames already queued or encoded before the change may come at an
+    # intermediate tier: measure from half a second later.
+    settled = next(f[0] for f in frames_after(tee, t0) if f[3] != before) + 0.5
+    wait_for(lambda: len(frames_after(tee, settled)) >= 12, 5, f"{label}: 12 frames")
+    sample = frames_after(tee, settled)[:12]
     dqts = {f[3] for f in sample}
     if len(dqts) != 1:
         fail(f"{label}: JPEG quality not steady after feedback (luma DQT sums {sorted(dqts)})")

@@ -57,6 +57,17 @@ pub struct StackOptions {
     pub media_store: Option<std::path::PathBuf>,
     /// Control plane `LIVE_MAX_CHANNELS` (default 8).
     pub live_max_channels: Option<u64>,
+    /// Turn on the edge's kn-sock compatible ports (free loopback ports,
+    /// in [`Stack::knsock`]).
+    pub knsock: bool,
+}
+
+/// The edge's kn-sock compatible ports of a stack.
+#[derive(Debug, Clone, Copy)]
+pub struct KnSockPorts {
+    pub video: SocketAddr,
+    pub audio: SocketAddr,
+    pub control: SocketAddr,
 }
 
 /// The `test-transcoder` binary of this package: beside the running test
@@ -91,6 +102,8 @@ pub struct Stack {
     pub ingest: String,
     pub control: String,
     pub marker: String,
+    /// The kn-sock compatible ports, when [`StackOptions::knsock`].
+    pub knsock: Option<KnSockPorts>,
     pub nats: stream_bus::async_nats::Client,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
@@ -190,6 +203,22 @@ impl Stack {
 
         let (marker_listener, marker_addr) = listener().await?;
         let (l, edge_addr) = listener().await?;
+        let knsock = if opts.knsock {
+            // Free ports: bound here, released, bound again by the edge.
+            let mut addrs = Vec::new();
+            for _ in 0..3 {
+                addrs.push(listener().await?);
+            }
+            let ports = KnSockPorts {
+                video: addrs[0].1,
+                audio: addrs[1].1,
+                control: addrs[2].1,
+            };
+            drop(addrs);
+            Some(ports)
+        } else {
+            None
+        };
         let edge_cfg = stream_edge::EdgeConfig {
             common: common(&prefix, &store),
             http_addr: edge_addr,
@@ -200,6 +229,13 @@ impl Stack {
             marker_public_url: format!("http://{marker_addr}"),
             max_concurrent_requests: 256,
             max_blocked_requests: 4096,
+            knsock: stream_edge::config::KnSockConfig {
+                video_addr: knsock.map(|k| k.video),
+                audio_addr: knsock.map(|k| k.audio),
+                control_addr: knsock.map(|k| k.control),
+                max_connections: 64,
+                scratch_dir: Some(dir.path().join("knsock")),
+            },
         };
         let s = shutdown.clone();
         tasks.push(tokio::spawn(async move {
@@ -232,6 +268,7 @@ impl Stack {
             ingest: format!("http://{ingest_addr}"),
             control: format!("http://{control_addr}"),
             marker: format!("http://{marker_addr}"),
+            knsock,
             nats,
             http: reqwest::Client::new(),
             shutdown,
