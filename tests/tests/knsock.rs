@@ -52,7 +52,11 @@ impl Viewer {
     async fn select(&mut self, name: &str) {
         let i = self.offered.iter().position(|n| n == name).unwrap();
         let line = format!("{{\"index\": {i}}}\n");
-        self.reader.get_mut().write_all(line.as_bytes()).await.unwrap();
+        self.reader
+            .get_mut()
+            .write_all(line.as_bytes())
+            .await
+            .unwrap();
     }
 
     /// Read `n` frames: (timestamp s, JPEG length).
@@ -91,7 +95,10 @@ async fn expect_error(reader: &mut BufReader<TcpStream>, reason: &str) {
     let v: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|_| panic!("not an error line: {line:?}"));
     let got = v["error"].as_str().unwrap_or_default();
-    assert!(got.contains(reason), "error {got:?} does not mention {reason:?}");
+    assert!(
+        got.contains(reason),
+        "error {got:?} does not mention {reason:?}"
+    );
     let mut rest = Vec::new();
     let n = tokio::time::timeout(Duration::from_secs(5), reader.read_to_end(&mut rest))
         .await
@@ -152,7 +159,11 @@ async fn knsock_client_plays_and_bad_input_closes_only_its_connection() {
 
     // Garbage instead of a selection.
     let mut v = Viewer::connect(ports.video).await;
-    v.reader.get_mut().write_all(b"hello there\n").await.unwrap();
+    v.reader
+        .get_mut()
+        .write_all(b"hello there\n")
+        .await
+        .unwrap();
     expect_error(&mut v.reader, "not a JSON object").await;
 
     // A line without end.
@@ -162,7 +173,11 @@ async fn knsock_client_plays_and_bad_input_closes_only_its_connection() {
 
     // An index outside the list.
     let mut v = Viewer::connect(ports.video).await;
-    v.reader.get_mut().write_all(b"{\"index\": 99}\n").await.unwrap();
+    v.reader
+        .get_mut()
+        .write_all(b"{\"index\": 99}\n")
+        .await
+        .unwrap();
     expect_error(&mut v.reader, "index 99").await;
 
     // No selection at all: closed after the handshake timeout.
@@ -173,13 +188,19 @@ async fn knsock_client_plays_and_bad_input_closes_only_its_connection() {
 
     // A control line without end (pairs with `good`'s session).
     let mut c = BufReader::new(TcpStream::connect(ports.control).await.unwrap());
-    c.get_mut().write_all(b"{\"buffer_level\": 0.5}\nnot json\n").await.unwrap();
+    c.get_mut()
+        .write_all(b"{\"buffer_level\": 0.5}\nnot json\n")
+        .await
+        .unwrap();
     c.get_mut().write_all(&[b'{'; 5000]).await.unwrap();
     expect_error(&mut c, "longer than 4096").await;
 
     // A control connection naming an unknown session.
     let mut c = BufReader::new(TcpStream::connect(ports.control).await.unwrap());
-    c.get_mut().write_all(b"{\"session\": \"nope\"}\n").await.unwrap();
+    c.get_mut()
+        .write_all(b"{\"session\": \"nope\"}\n")
+        .await
+        .unwrap();
     expect_error(&mut c, "unknown session").await;
 
     // Audio from an address without a video connection.
@@ -202,8 +223,15 @@ async fn knsock_client_plays_and_bad_input_closes_only_its_connection() {
         if ts > live_point - 1.0 {
             break;
         }
-        assert!(Instant::now() < deadline, "never caught up: {ts} s vs {live_point} s");
+        assert!(
+            Instant::now() < deadline,
+            "never caught up: {ts} s vs {live_point} s"
+        );
     }
-    assert!(last - first[0].0 > 9.0, "media time advanced {:.2} s", last - first[0].0);
+    assert!(
+        last - first[0].0 > 9.0,
+        "media time advanced {:.2} s",
+        last - first[0].0
+    );
     stack.stop().await;
 }

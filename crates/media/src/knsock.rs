@@ -84,8 +84,11 @@ impl TierDemand {
 
     /// One viewer fewer on `tier` (never below zero).
     pub fn remove(&self, tier: usize) {
-        let _ = self.0[tier.min(TIER_COUNT - 1)]
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        let _ = self.0[tier.min(TIER_COUNT - 1)].fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            |n| n.checked_sub(1),
+        );
     }
 
     /// Which tiers to encode now.
@@ -298,7 +301,12 @@ pub fn output_size(w: u32, h: u32) -> (u32, u32) {
 }
 
 /// Open a mjpeg encoder at a fixed quantiser (`qscale`, 1–31).
-fn open_mjpeg(w: u32, h: u32, time_base: ff::Rational, qscale: i32) -> Result<ff::encoder::video::Encoder, MediaError> {
+fn open_mjpeg(
+    w: u32,
+    h: u32,
+    time_base: ff::Rational,
+    qscale: i32,
+) -> Result<ff::encoder::video::Encoder, MediaError> {
     let codec = ff::encoder::find(ff::codec::Id::MJPEG)
         .ok_or_else(|| MediaError::Pipeline("the mjpeg encoder is not available".into()))?;
     let mut enc = ff::codec::context::Context::new_with_codec(codec)
@@ -376,7 +384,9 @@ fn open_decoder(
         _ => ALLOWED_AUDIO_DECODERS,
     };
     if !allowed.contains(&name) {
-        return Err(MediaError::Unsupported(format!("codec {name:?} is not accepted")));
+        return Err(MediaError::Unsupported(format!(
+            "codec {name:?} is not accepted"
+        )));
     }
     let ctx = ff::codec::context::Context::from_parameters(stream.parameters())
         .stage("decoder parameters")?;
@@ -389,14 +399,19 @@ fn frame_duration_s(input: &ff::format::context::Input, index: usize) -> f64 {
         .stream(index)
         .map(|s| s.avg_frame_rate())
         .filter(|r| r.numerator() > 0 && r.denominator() > 0)
-        .map_or(1.0 / 25.0, |r| f64::from(r.denominator()) / f64::from(r.numerator()))
+        .map_or(1.0 / 25.0, |r| {
+            f64::from(r.denominator()) / f64::from(r.numerator())
+        })
         .clamp(1.0 / 240.0, 1.0)
 }
 
 fn video_thread(path: &Path, demand: &TierDemand, ctx: &ThreadCtx) -> Result<(), MediaError> {
     let limits = Limits::default();
     let mut offset_s = 0.0f64;
-    let mut scaler: Option<(ff::software::scaling::Context, (u32, u32, ff::format::Pixel))> = None;
+    let mut scaler: Option<(
+        ff::software::scaling::Context,
+        (u32, u32, ff::format::Pixel),
+    )> = None;
     let mut tiers: Option<Tiers> = None;
     let mut last_out: Option<f64> = None;
     loop {
@@ -502,7 +517,10 @@ fn video_thread(path: &Path, demand: &TierDemand, ctx: &ThreadCtx) -> Result<(),
                     .encodes
                     .fetch_add(jpegs.iter().flatten().count() as u64, Ordering::Relaxed);
                 ctx.stats.frames.fetch_add(1, Ordering::Relaxed);
-                if !ctx.send(KnSockOutput::Frame(JpegFrame { pts_s, tiers: jpegs })) {
+                if !ctx.send(KnSockOutput::Frame(JpegFrame {
+                    pts_s,
+                    tiers: jpegs,
+                })) {
                     return Ok(());
                 }
             }
@@ -545,8 +563,10 @@ fn audio_thread(path: &Path, ctx: &ThreadCtx) -> Result<(), MediaError> {
         chunks: 0,
     };
     let out_format = ff::format::Sample::I16(ff::format::sample::Type::Packed);
-    let mut resampler: Option<(ff::software::resampling::Context, (u32, ff::format::Sample, u64))> =
-        None;
+    let mut resampler: Option<(
+        ff::software::resampling::Context,
+        (u32, ff::format::Sample, u64),
+    )> = None;
     loop {
         let mut input = open_untrusted(path)?;
         let (index, _tb, dctx) = open_decoder(&input, ff::media::Type::Audio)?;
@@ -578,7 +598,11 @@ fn audio_thread(path: &Path, ctx: &ThreadCtx) -> Result<(), MediaError> {
                     let channels = decoded.channels();
                     decoded.set_channel_layout(ff::ChannelLayout::default(i32::from(channels)));
                 }
-                let shape = (decoded.rate(), decoded.format(), decoded.channel_layout().bits());
+                let shape = (
+                    decoded.rate(),
+                    decoded.format(),
+                    decoded.channel_layout().bits(),
+                );
                 if resampler.as_ref().map(|r| r.1) != Some(shape) {
                     if resampler.is_some() {
                         return Err(MediaError::Invalid(
@@ -600,7 +624,8 @@ fn audio_thread(path: &Path, ctx: &ThreadCtx) -> Result<(), MediaError> {
                 let capacity = (decoded.samples() as u64 * u64::from(PCM_RATE)
                     / u64::from(decoded.rate())) as usize
                     + 256;
-                let mut out = ff::frame::Audio::new(out_format, capacity, ff::ChannelLayout::STEREO);
+                let mut out =
+                    ff::frame::Audio::new(out_format, capacity, ff::ChannelLayout::STEREO);
                 r.run(&decoded, &mut out).stage("resample")?;
                 let n = out.samples() * PCM_CHANNELS * 2;
                 fifo.bytes.extend_from_slice(&out.data(0)[..n]);

@@ -53,7 +53,11 @@ fn tiers_decode_and_timeline_is_paced_across_loops() {
     let (mut frames, mut chunks) = (Vec::new(), Vec::new());
     // carphone: 4.004 s at 29.97 fps; read past one loop.
     while frames.len() < 150 {
-        match producer.output().recv_timeout(Duration::from_secs(5)).unwrap() {
+        match producer
+            .output()
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+        {
             KnSockOutput::Frame(f) => frames.push(f),
             KnSockOutput::Audio(c) => chunks.push(c),
             KnSockOutput::Failed(e) => panic!("failed: {e}"),
@@ -62,10 +66,19 @@ fn tiers_decode_and_timeline_is_paced_across_loops() {
     let wall = started.elapsed().as_secs_f64();
     let media = frames.last().unwrap().pts_s - frames[0].pts_s;
     assert!(media > 4.5, "150 frames span {media} s");
-    assert!(wall > media * 0.9, "not paced: {media} s of media in {wall} s");
-    assert!(frames.windows(2).all(|w| w[1].pts_s > w[0].pts_s), "PTS increase across the loop");
+    assert!(
+        wall > media * 0.9,
+        "not paced: {media} s of media in {wall} s"
+    );
+    assert!(
+        frames.windows(2).all(|w| w[1].pts_s > w[0].pts_s),
+        "PTS increase across the loop"
+    );
     let steps: Vec<f64> = frames.windows(2).map(|w| w[1].pts_s - w[0].pts_s).collect();
-    assert!(steps.iter().all(|&d| (d - 1001.0 / 30000.0).abs() < 0.002), "frame steps {steps:?}");
+    assert!(
+        steps.iter().all(|&d| (d - 1001.0 / 30000.0).abs() < 0.002),
+        "frame steps {steps:?}"
+    );
     // Frames after the demand was registered carry tiers 0 and 5 only.
     let f = &frames[100];
     assert!(f.tiers[1].is_none() && f.tiers[4].is_none());
@@ -81,7 +94,10 @@ fn tiers_decode_and_timeline_is_paced_across_loops() {
         let expected = (i * PCM_CHUNK_FRAMES) as f64 / f64::from(PCM_RATE);
         assert!((c.pts_s - expected).abs() < 1e-9);
     }
-    assert!(chunks.iter().any(|c| c.data.iter().any(|&b| b != 0)), "bigbuckbunny is not silent");
+    assert!(
+        chunks.iter().any(|c| c.data.iter().any(|&b| b != 0)),
+        "bigbuckbunny is not silent"
+    );
     let snapshot = producer.stats().clone();
     drop(producer);
     assert!(snapshot.encodes.load(std::sync::atomic::Ordering::Relaxed) >= 150);
@@ -96,7 +112,11 @@ fn no_audio_is_silence_and_a_bad_file_fails() {
     .unwrap();
     let mut silent = 0;
     while silent < 20 {
-        match producer.output().recv_timeout(Duration::from_secs(5)).unwrap() {
+        match producer
+            .output()
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+        {
             KnSockOutput::Audio(c) => {
                 assert!(c.data.iter().all(|&b| b == 0));
                 silent += 1;
@@ -119,7 +139,11 @@ fn no_audio_is_silence_and_a_bad_file_fails() {
         audio: Some(bad),
     })
     .unwrap();
-    match producer.output().recv_timeout(Duration::from_secs(5)).unwrap() {
+    match producer
+        .output()
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+    {
         KnSockOutput::Failed(e) => assert!(e.is_input_error(), "{e}"),
         other => panic!("expected a failure, got {other:?}"),
     }

@@ -31,8 +31,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
 use stream_media::knsock::{
-    tier_of_quality, KnSockInput, KnSockOutput, KnSockProducer, StopOnDrop, TierDemand,
-    TIER_COUNT,
+    tier_of_quality, KnSockInput, KnSockOutput, KnSockProducer, StopOnDrop, TierDemand, TIER_COUNT,
 };
 use stream_proto::control::v1 as pb;
 use stream_proto::control::v1::control_plane_client::ControlPlaneClient;
@@ -257,7 +256,12 @@ impl Drop for ScratchDir {
 }
 
 /// Copy `videos/<id>/<track>/` init + segments into `file`.
-async fn copy_rendition(store: &MediaStore, id: &str, track: &str, file: &Path) -> Result<(), String> {
+async fn copy_rendition(
+    store: &MediaStore,
+    id: &str,
+    track: &str,
+    file: &Path,
+) -> Result<(), String> {
     let key = MediaStore::video_object(id, &format!("{track}/index.m3u8"));
     let text = store
         .get_bytes(&key)
@@ -316,7 +320,10 @@ pub struct VideoStream {
 }
 
 impl VideoStream {
-    fn subscribe_video(&self, tier: Arc<AtomicUsize>) -> Result<(mpsc::Receiver<Bytes>, Arc<AtomicU64>), String> {
+    fn subscribe_video(
+        &self,
+        tier: Arc<AtomicUsize>,
+    ) -> Result<(mpsc::Receiver<Bytes>, Arc<AtomicU64>), String> {
         let (tx, rx) = mpsc::channel(VIDEO_QUEUE);
         let drops = Arc::new(AtomicU64::new(0));
         let mut f = self.fanout.lock().unwrap_or_else(|e| e.into_inner());
@@ -355,7 +362,11 @@ impl VideoStream {
 }
 
 /// The fan-out thread of one stream: until the producer stops.
-fn fan_out(rx: crossbeam_channel::Receiver<KnSockOutput>, fanout: Arc<Mutex<Fanout>>, name: String) {
+fn fan_out(
+    rx: crossbeam_channel::Receiver<KnSockOutput>,
+    fanout: Arc<Mutex<Fanout>>,
+    name: String,
+) {
     while let Ok(out) = rx.recv() {
         match out {
             KnSockOutput::Frame(frame) => {
@@ -502,7 +513,11 @@ impl Drop for SessionGuard {
     fn drop(&mut self) {
         self.session.detach();
         self.session.selected.send_replace(None);
-        let mut r = self.shared.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = self
+            .shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         r.by_id.remove(&self.session.id);
         if let Some(list) = r.by_ip.get_mut(&self.ip) {
             list.retain(|w| w.upgrade().is_some_and(|s| !Arc::ptr_eq(&s, &self.session)));
@@ -541,7 +556,10 @@ impl Shared {
             selected: watch::channel(None).0,
         });
         let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        r.by_ip.entry(ip).or_default().push(Arc::downgrade(&session));
+        r.by_ip
+            .entry(ip)
+            .or_default()
+            .push(Arc::downgrade(&session));
         r.by_id.insert(id, (ip, Arc::downgrade(&session)));
         SessionGuard {
             shared: self.clone(),
@@ -689,9 +707,24 @@ pub async fn serve(
         "kn-sock compatible ports listening"
     );
     let mut set = JoinSet::new();
-    set.spawn(accept_loop(listeners.video, Port::Video, shared.clone(), shutdown.clone()));
-    set.spawn(accept_loop(listeners.audio, Port::Audio, shared.clone(), shutdown.clone()));
-    set.spawn(accept_loop(listeners.control, Port::Control, shared, shutdown.clone()));
+    set.spawn(accept_loop(
+        listeners.video,
+        Port::Video,
+        shared.clone(),
+        shutdown.clone(),
+    ));
+    set.spawn(accept_loop(
+        listeners.audio,
+        Port::Audio,
+        shared.clone(),
+        shutdown.clone(),
+    ));
+    set.spawn(accept_loop(
+        listeners.control,
+        Port::Control,
+        shared,
+        shutdown.clone(),
+    ));
     while let Some(r) = set.join_next().await {
         if !shutdown.is_cancelled() {
             anyhow::bail!("kn-sock accept loop ended unexpectedly: {r:?}");
@@ -707,7 +740,12 @@ enum Port {
     Control,
 }
 
-async fn accept_loop(listener: TcpListener, port: Port, shared: Arc<Shared>, shutdown: CancellationToken) {
+async fn accept_loop(
+    listener: TcpListener,
+    port: Port,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
     let mut conns = JoinSet::new();
     loop {
         while conns.try_join_next().is_some() {}
@@ -761,13 +799,20 @@ async fn write(wr: &mut OwnedWriteHalf, bytes: &[u8]) -> bool {
 
 fn line_error(e: &LinesCodecError) -> Option<String> {
     match e {
-        LinesCodecError::MaxLineLengthExceeded => Some(format!("line longer than {MAX_LINE} bytes")),
+        LinesCodecError::MaxLineLengthExceeded => {
+            Some(format!("line longer than {MAX_LINE} bytes"))
+        }
         LinesCodecError::Io(_) => None,
     }
 }
 
 #[tracing::instrument(name = "knsock_video", skip_all, fields(peer = %peer))]
-async fn video_conn(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+async fn video_conn(
+    shared: Arc<Shared>,
+    sock: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
     let (rd, mut wr) = sock.into_split();
     let guard = shared.new_session(peer.ip());
     let session = guard.session.clone();
@@ -776,7 +821,10 @@ async fn video_conn(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr, shut
         Err(reason) => return close_with(&mut wr, &reason).await,
     };
     let names: Vec<&str> = offers.iter().map(|o| o.name.as_str()).collect();
-    let hello = format!("{}\n", serde_json::json!({ "videos": names, "session": session.id }));
+    let hello = format!(
+        "{}\n",
+        serde_json::json!({ "videos": names, "session": session.id })
+    );
     if !write(&mut wr, hello.as_bytes()).await {
         return;
     }
@@ -838,15 +886,28 @@ async fn video_conn(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr, shut
             }
         }
     }
-    tracing::info!(sent, dropped = drops.load(Ordering::Relaxed), "kn-sock viewer left");
+    tracing::info!(
+        sent,
+        dropped = drops.load(Ordering::Relaxed),
+        "kn-sock viewer left"
+    );
     drop(guard);
 }
 
 #[tracing::instrument(name = "knsock_audio", skip_all, fields(peer = %peer))]
-async fn audio_conn(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+async fn audio_conn(
+    shared: Arc<Shared>,
+    sock: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
     let (rd, mut wr) = sock.into_split();
     let Some(mut session) = shared.pair(peer.ip(), Role::Audio) else {
-        return close_with(&mut wr, "no video connection from this address to pair with").await;
+        return close_with(
+            &mut wr,
+            "no video connection from this address to pair with",
+        )
+        .await;
     };
     let mut lines = FramedRead::new(rd, LinesCodec::new_with_max_length(MAX_LINE));
     let mut stream = match session.selection().await {
@@ -914,10 +975,19 @@ async fn audio_conn(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr, shut
 }
 
 #[tracing::instrument(name = "knsock_control", skip_all, fields(peer = %peer))]
-async fn control_conn(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+async fn control_conn(
+    shared: Arc<Shared>,
+    sock: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
     let (rd, mut wr) = sock.into_split();
     let Some(mut session) = shared.pair(peer.ip(), Role::Control) else {
-        return close_with(&mut wr, "no video connection from this address to pair with").await;
+        return close_with(
+            &mut wr,
+            "no video connection from this address to pair with",
+        )
+        .await;
     };
     let mut lines = FramedRead::new(rd, LinesCodec::new_with_max_length(MAX_LINE));
     let (mut reports, mut ignored) = (0u64, 0u64);
@@ -1005,14 +1075,20 @@ mod tests {
         assert_eq!(parse_selection("{\"index\": 0}", 1), Ok(0));
         assert_eq!(parse_selection("garbage", 2), Err(SelectionError::NotJson));
         assert_eq!(parse_selection("[1]", 2), Err(SelectionError::NotJson));
-        assert_eq!(parse_selection("{\"index\": \"1\"}", 2), Err(SelectionError::NoIndex));
+        assert_eq!(
+            parse_selection("{\"index\": \"1\"}", 2),
+            Err(SelectionError::NoIndex)
+        );
         assert_eq!(
             parse_selection("{\"index\": 2}", 2),
             Err(SelectionError::OutOfRange { index: 2, count: 2 })
         );
         assert_eq!(
             parse_selection("{\"index\": -1}", 2),
-            Err(SelectionError::OutOfRange { index: -1, count: 2 })
+            Err(SelectionError::OutOfRange {
+                index: -1,
+                count: 2
+            })
         );
     }
 
@@ -1032,7 +1108,10 @@ mod tests {
                 session: Some("ab".into())
             })
         );
-        assert_eq!(parse_control("{\"buffer_level\": \"x\"}"), Some(ControlLine::default()));
+        assert_eq!(
+            parse_control("{\"buffer_level\": \"x\"}"),
+            Some(ControlLine::default())
+        );
         assert_eq!(parse_control("not json"), None);
     }
 
@@ -1047,7 +1126,12 @@ mod tests {
         assert!(playlist_files("seg.m4s\n").is_err());
     }
 
-    fn video(title: &str, status: pb::VideoStatus, rungs: &[(&str, u32)], audio: bool) -> pb::Video {
+    fn video(
+        title: &str,
+        status: pb::VideoStatus,
+        rungs: &[(&str, u32)],
+        audio: bool,
+    ) -> pb::Video {
         let mut renditions: Vec<pb::Rendition> = rungs
             .iter()
             .map(|(n, h)| pb::Rendition {
@@ -1077,7 +1161,12 @@ mod tests {
     #[test]
     fn offers_are_ready_vod_with_a_rung_up_to_720p() {
         let videos = [
-            video("a", pb::VideoStatus::Ready, &[("1080p", 1080), ("720p", 720), ("360p", 360)], true),
+            video(
+                "a",
+                pb::VideoStatus::Ready,
+                &[("1080p", 1080), ("720p", 720), ("360p", 360)],
+                true,
+            ),
             video("b", pb::VideoStatus::Processing, &[("360p", 360)], false),
             video("", pb::VideoStatus::Ready, &[("1080p", 1080)], false),
             video("d", pb::VideoStatus::Ready, &[], true),
@@ -1086,7 +1175,10 @@ mod tests {
         assert_eq!(o.len(), 2);
         assert_eq!((o[0].name.as_str(), o[0].rendition.as_str()), ("a", "720p"));
         assert_eq!(o[0].audio.as_deref(), Some("audio"));
-        assert_eq!((o[1].name.as_str(), o[1].rendition.as_str()), ("id-", "1080p"));
+        assert_eq!(
+            (o[1].name.as_str(), o[1].rendition.as_str()),
+            ("id-", "1080p")
+        );
         assert_eq!(o[1].audio, None);
     }
 }
