@@ -9,6 +9,7 @@ run_transcode() { stack_bins && cargo run --release -q -p stream-bench --bin tra
 run_abr() { bash bench/abr.sh; }
 run_sessions() { cargo build --release -q --bins && stack_bins && cargo run --release -q -p stream-bench --bin sessions; }
 run_markers() { stack_bins && RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin markers; }
+run_knsock() { stack_bins && RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin knsock; }
 run_live() { stack_bins && RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin live; }
 case "${1:-all}" in
   transcode) run_transcode ;;
@@ -16,6 +17,7 @@ case "${1:-all}" in
   sessions) run_sessions ;;
   markers) run_markers ;;
   live) run_live ;;
-  all) run_transcode; run_abr; run_sessions; run_markers; run_live ;;
-  *) echo "unknown bench ${1}; one of: transcode, abr, sessions, markers, live, all" >&2; exit 2 ;;
+  knsock) run_knsock ;;
+  all) run_transcode; run_abr; run_sessions; run_markers; run_live; run_knsock ;;
+  *) echo "unknown bench ${1}; one of: transcode, abr, sessions, markers, live, knsock, all" >&2; exit 2 ;;
 esac
