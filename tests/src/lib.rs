@@ -60,6 +60,8 @@ pub struct StackOptions {
     /// Turn on the edge's kn-sock compatible ports (free loopback ports,
     /// in [`Stack::knsock`]).
     pub knsock: bool,
+    /// `EDGE_KNSOCK_MAX_CONNECTIONS` of the stack (default 64).
+    pub knsock_max_connections: Option<usize>,
 }
 
 /// The edge's kn-sock compatible ports of a stack.
@@ -233,7 +235,7 @@ impl Stack {
                 video_addr: knsock.map(|k| k.video),
                 audio_addr: knsock.map(|k| k.audio),
                 control_addr: knsock.map(|k| k.control),
-                max_connections: 64,
+                max_connections: opts.knsock_max_connections.unwrap_or(64),
                 scratch_dir: Some(dir.path().join("knsock")),
             },
         };

@@ -252,6 +252,7 @@ async fn main() -> Result<()> {
     let stack = Stack::start(StackOptions {
         knsock: true,
         ladder: Some("720:3000k".into()),
+        knsock_max_connections: Some(2000),
         ..Default::default()
     })
     .await?;
@@ -261,7 +262,7 @@ async fn main() -> Result<()> {
         "ours",
         ours.video,
         "bigbuckbunny",
-        &[1, 10, 25, 50, 100, 200, 400],
+        &[1, 10, 50, 100, 200, 400, 800],
         &|| cpu_seconds(RUSAGE_SELF),
     )
     .await?;
