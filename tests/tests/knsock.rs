@@ -1,8 +1,8 @@
 //! The edge's kn-sock 0.3.0 compatible ports in the stack: kn-sock's own
 //! client (`tests/knsock/interop.py`, PyPI kn-sock==0.3.0 in the venv made
 //! by `scripts/deps.sh`) plays two videos with feedback and audio; bad
-//! input closes only the bad connection, with a reason, while a viewer
-//! keeps receiving frames.
+//! input and connections past the cap close only that connection, with a
+//! reason, while a viewer keeps receiving frames.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -112,6 +112,8 @@ async fn knsock_client_plays_and_bad_input_closes_only_its_connection() {
     let stack = Stack::start(StackOptions {
         knsock: true,
         ladder: Some("720:3000k,240:400k".into()),
+        // kn-sock's client uses 3 connections; two of them run at once.
+        knsock_max_connections: Some(8),
         ..Default::default()
     })
     .await
@@ -208,6 +210,40 @@ async fn knsock_client_plays_and_bad_input_closes_only_its_connection() {
     s.bind("127.0.0.2:0".parse().unwrap()).unwrap();
     let mut a = BufReader::new(s.connect(ports.audio).await.unwrap());
     expect_error(&mut a, "no video connection from this address").await;
+
+    // The connection cap: connections waiting for their selection hold
+    // slots; past the cap a connection gets the reason and is closed.
+    let mut held = Vec::new();
+    let refused = loop {
+        let sock = TcpStream::connect(ports.video).await.unwrap();
+        let mut reader = BufReader::new(sock);
+        let line = read_line(&mut reader).await;
+        if line.contains("too many connections") {
+            break true;
+        }
+        assert!(line.contains("\"videos\""), "unexpected {line:?}");
+        held.push(reader);
+        if held.len() > 8 {
+            break false;
+        }
+    };
+    assert!(
+        refused,
+        "{} connections accepted with a cap of 8",
+        held.len() + 1
+    );
+    assert!(held.len() <= 7, "{} held besides the viewer", held.len());
+    drop(held);
+    // Their slots come back once the server sees them close.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut v = BufReader::new(TcpStream::connect(ports.video).await.unwrap());
+        if read_line(&mut v).await.contains("\"videos\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slots never released");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // The good viewer was never cut off, and its stream kept going at
     // real time while it did not read: once it drains what the kernel and
