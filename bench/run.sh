@@ -10,6 +10,7 @@ run_abr() { bash bench/abr.sh; }
 run_sessions() { cargo build --release -q --bins && stack_bins && cargo run --release -q -p stream-bench --bin sessions; }
 run_markers() { stack_bins && RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin markers; }
 run_tcp() { cargo build --release -q --bins && stack_bins && RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin tcp; }
+run_knsock() { stack_bins && RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin knsock; }
 run_live() { stack_bins && RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin live; }
 case "${1:-all}" in
   transcode) run_transcode ;;
@@ -18,6 +19,7 @@ case "${1:-all}" in
   markers) run_markers ;;
   live) run_live ;;
   tcp) run_tcp ;;
+  knsock) run_knsock ;;
   all) run_transcode; run_abr; run_sessions; run_markers; run_live; run_tcp ;;
   *) echo "unknown bench ${1}; one of: transcode, abr, sessions, markers, live, tcp, all" >&2; exit 2 ;;
 esac

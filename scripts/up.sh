@@ -12,6 +12,11 @@ export EDGE_STATIC_DIR=${EDGE_STATIC_DIR:-$PWD/frontend/dist}
 EDGE_PORT=${EDGE_PORT:-8080}; INGEST_PORT=${INGEST_PORT:-8081}
 MARKER_PORT=${MARKER_PORT:-8082}; CONTROL_PORT=${CONTROL_PORT:-50051}
 export EDGE_HTTP_ADDR=${EDGE_HTTP_ADDR:-0.0.0.0:$EDGE_PORT}
+# kn-sock 0.3.0 compatible stream (docs/knsock.md): kn-sock's own ports.
+export EDGE_KNSOCK_VIDEO_ADDR=${EDGE_KNSOCK_VIDEO_ADDR:-0.0.0.0:8000}
+export EDGE_KNSOCK_AUDIO_ADDR=${EDGE_KNSOCK_AUDIO_ADDR:-0.0.0.0:8001}
+export EDGE_KNSOCK_CONTROL_ADDR=${EDGE_KNSOCK_CONTROL_ADDR:-0.0.0.0:8010}
+export EDGE_KNSOCK_SCRATCH_DIR=${EDGE_KNSOCK_SCRATCH_DIR:-$PWD/var/scratch/knsock}
 export INGEST_HTTP_ADDR=${INGEST_HTTP_ADDR:-0.0.0.0:$INGEST_PORT}
 export MARKER_HTTP_ADDR=${MARKER_HTTP_ADDR:-0.0.0.0:$MARKER_PORT}
 export CONTROL_GRPC_ADDR=${CONTROL_GRPC_ADDR:-0.0.0.0:$CONTROL_PORT}
@@ -81,3 +86,4 @@ fi
 start_channel "generator" '{"title":"generator","source":{"generator":{"event_interval_s":10,"width":640,"height":360}},"latency":"low"}'
 echo "up: open http://localhost:$EDGE_PORT"
 echo "up: native stream: target/release/streamctl play tcp://127.0.0.1:${EDGE_NATIVE_ADDR##*:}/<video or channel id>"
+echo "up: kn-sock clients: connect_to_live_server(\"127.0.0.1\", 8000) (docs/knsock.md)"

@@ -59,6 +59,19 @@ pub struct StackOptions {
     pub live_max_channels: Option<u64>,
     /// Edge `EDGE_NATIVE_MAX_CONNECTIONS` (default 4096).
     pub native_max_connections: Option<usize>,
+    /// Turn on the edge's kn-sock compatible ports (free loopback ports,
+    /// in [`Stack::knsock`]).
+    pub knsock: bool,
+    /// `EDGE_KNSOCK_MAX_CONNECTIONS` of the stack (default 64).
+    pub knsock_max_connections: Option<usize>,
+}
+
+/// The edge's kn-sock compatible ports of a stack.
+#[derive(Debug, Clone, Copy)]
+pub struct KnSockPorts {
+    pub video: SocketAddr,
+    pub audio: SocketAddr,
+    pub control: SocketAddr,
 }
 
 /// The `test-transcoder` binary of this package: beside the running test
@@ -95,6 +108,8 @@ pub struct Stack {
     pub marker: String,
     /// The edge's native TCP stream, `host:port`.
     pub native: SocketAddr,
+    /// The kn-sock compatible ports, when [`StackOptions::knsock`].
+    pub knsock: Option<KnSockPorts>,
     pub nats: stream_bus::async_nats::Client,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
@@ -195,6 +210,22 @@ impl Stack {
         let (marker_listener, marker_addr) = listener().await?;
         let (l, edge_addr) = listener().await?;
         let (native_listener, native_addr) = listener().await?;
+        let knsock = if opts.knsock {
+            // Free ports: bound here, released, bound again by the edge.
+            let mut addrs = Vec::new();
+            for _ in 0..3 {
+                addrs.push(listener().await?);
+            }
+            let ports = KnSockPorts {
+                video: addrs[0].1,
+                audio: addrs[1].1,
+                control: addrs[2].1,
+            };
+            drop(addrs);
+            Some(ports)
+        } else {
+            None
+        };
         let edge_cfg = stream_edge::EdgeConfig {
             common: common(&prefix, &store),
             http_addr: edge_addr,
@@ -208,6 +239,13 @@ impl Stack {
             native_addr,
             native_max_connections: opts.native_max_connections.unwrap_or(4096),
             token_secret: Some(TOKEN_SECRET.into()),
+            knsock: stream_edge::config::KnSockConfig {
+                video_addr: knsock.map(|k| k.video),
+                audio_addr: knsock.map(|k| k.audio),
+                control_addr: knsock.map(|k| k.control),
+                max_connections: opts.knsock_max_connections.unwrap_or(64),
+                scratch_dir: Some(dir.path().join("knsock")),
+            },
         };
         let s = shutdown.clone();
         tasks.push(tokio::spawn(async move {
@@ -241,6 +279,7 @@ impl Stack {
             control: format!("http://{control_addr}"),
             marker: format!("http://{marker_addr}"),
             native: native_addr,
+            knsock,
             nats,
             http: reqwest::Client::new(),
             shutdown,

@@ -10,6 +10,9 @@
 //!   HLS packaging, threads joined by bounded channels.
 //! * [`live`] — live channels: a paced source (file, URL, generator)
 //!   encoded in real time into the ladder and cut into LL-HLS parts.
+//! * [`knsock`] — a stored video played as live for the kn-sock 0.3.0
+//!   compatible stream: paced JPEG frames per quality tier (each frame
+//!   decoded, scaled and encoded once per tier) and PCM chunks.
 //! * [`codecs`] — RFC 6381 `CODECS` strings.
 //! * [`elementary`] — decoding received Annex B H.264 / ADTS AAC (the
 //!   native stream's client).
@@ -21,6 +24,7 @@ pub mod codecs;
 pub mod elementary;
 mod encode;
 pub mod error;
+pub mod knsock;
 pub mod ladder;
 pub mod limits;
 pub mod live;

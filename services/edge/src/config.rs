@@ -62,6 +62,71 @@ pub struct EdgeConfig {
     /// stream's hello; without it every native session is refused.
     #[arg(long, env = "CONTROL_TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
+    /// The kn-sock 0.3.0 compatible stream (off unless its three addresses
+    /// are set).
+    #[command(flatten)]
+    pub knsock: KnSockConfig,
+}
+
+/// The kn-sock 0.3.0 compatible ports (`docs/knsock.md`): all three
+/// addresses, or none (off).
+#[derive(Debug, Clone, clap::Args)]
+pub struct KnSockConfig {
+    /// Video port (kn-sock: 8000): handshake and JPEG frames.
+    #[arg(long = "knsock-video-addr", env = "EDGE_KNSOCK_VIDEO_ADDR")]
+    pub video_addr: Option<SocketAddr>,
+    /// Audio port (kn-sock: video + 1): `AUD0` PCM chunks.
+    #[arg(long = "knsock-audio-addr", env = "EDGE_KNSOCK_AUDIO_ADDR")]
+    pub audio_addr: Option<SocketAddr>,
+    /// Control port (kn-sock: video + 10): `buffer_level` feedback lines.
+    #[arg(long = "knsock-control-addr", env = "EDGE_KNSOCK_CONTROL_ADDR")]
+    pub control_addr: Option<SocketAddr>,
+    /// Connections open at once on the three ports together; more are
+    /// refused with a reason.
+    #[arg(
+        long = "knsock-max-connections",
+        env = "EDGE_KNSOCK_MAX_CONNECTIONS",
+        default_value_t = 1000
+    )]
+    pub max_connections: usize,
+    /// Where a played video's rendition is copied (default: the system
+    /// temporary directory's `edge-knsock`).
+    #[arg(long = "knsock-scratch-dir", env = "EDGE_KNSOCK_SCRATCH_DIR")]
+    pub scratch_dir: Option<PathBuf>,
+}
+
+impl Default for KnSockConfig {
+    /// Off.
+    fn default() -> Self {
+        KnSockConfig {
+            video_addr: None,
+            audio_addr: None,
+            control_addr: None,
+            max_connections: 1000,
+            scratch_dir: None,
+        }
+    }
+}
+
+impl KnSockConfig {
+    /// Whether the ports are configured.
+    pub fn enabled(&self) -> bool {
+        self.video_addr.is_some()
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let set = [self.video_addr, self.audio_addr, self.control_addr]
+            .iter()
+            .filter(|a| a.is_some())
+            .count();
+        if set != 0 && set != 3 {
+            return Err("EDGE_KNSOCK_VIDEO_ADDR, EDGE_KNSOCK_AUDIO_ADDR and EDGE_KNSOCK_CONTROL_ADDR: set all three or none".into());
+        }
+        if self.max_connections == 0 {
+            return Err("EDGE_KNSOCK_MAX_CONNECTIONS must be > 0".into());
+        }
+        Ok(())
+    }
 }
 
 impl EdgeConfig {
@@ -83,6 +148,7 @@ impl EdgeConfig {
         if self.token_secret.as_ref().is_some_and(|s| s.len() < 16) {
             return Err("CONTROL_TOKEN_SECRET must be at least 16 bytes".into());
         }
+        self.knsock.validate()?;
         Ok(())
     }
 }

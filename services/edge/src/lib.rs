@@ -6,15 +6,19 @@
 //! * [`api`] — `/api/v1/…`, a REST facade over the control plane for the
 //!   front end.
 //! * `/` — the built front end (`frontend/dist`).
+//! * [`knsock`] — the kn-sock 0.3.0 compatible stream on its own three TCP
+//!   ports (off unless configured).
 //! * [`config`], [`error`].
 
 pub mod api;
 pub mod config;
 pub mod error;
 pub mod hls;
+pub mod knsock;
 pub mod live;
 pub mod native;
 
+use std::future::IntoFuture;
 use std::sync::Arc;
 
 use axum::http::{header, Method, StatusCode};
@@ -152,8 +156,10 @@ pub fn router(state: Arc<AppState>, config: &EdgeConfig) -> Router {
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
-/// Serve HTTP on `listener` and the native stream on
-/// `config.native_addr` until `shutdown`.
+/// Serve HTTP on `listener`, the native stream on `config.native_addr`
+/// and the kn-sock ports (when configured) until `shutdown`. The kn-sock
+/// ports are bound before anything else is served and run as a supervised
+/// task: if they stop on their own, the edge shuts down with that error.
 pub async fn run(
     config: EdgeConfig,
     listener: tokio::net::TcpListener,
@@ -165,13 +171,15 @@ pub async fn run(
     run_with(config, listener, native, shutdown).await
 }
 
-/// [`run`] with both listeners bound by the caller (tests bind port 0).
+/// [`run`] with the HTTP and native listeners bound by the caller (tests
+/// bind port 0).
 pub async fn run_with(
     config: EdgeConfig,
     listener: tokio::net::TcpListener,
     native_listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let knsock_listeners = knsock::bind(&config.knsock).await?;
     let state = connect(&config).await?;
     let notifications = tokio::spawn(live::run_notifications(
         state.nats.clone(),
@@ -189,16 +197,47 @@ pub async fn run_with(
         shutdown.clone(),
     );
     let native = tokio::spawn(native.serve(native_listener, shutdown.clone()));
+    let knsock_task = knsock_listeners.map(|l| {
+        tokio::spawn(knsock::serve(
+            l,
+            config.knsock.clone(),
+            state.control.clone(),
+            state.store.clone(),
+            shutdown.clone(),
+        ))
+    });
     let app = router(state, &config);
     tracing::info!(addr = %listener.local_addr()?, "edge listening");
-    axum::serve(listener, app)
+    let server = axum::serve(listener, app)
         .with_graceful_shutdown({
             let shutdown = shutdown.clone();
             async move { shutdown.cancelled().await }
         })
-        .await?;
+        .into_future();
+    let mut server = std::pin::pin!(server);
+    let result: anyhow::Result<()> = match knsock_task {
+        None => server.await.map_err(Into::into),
+        Some(mut task) => tokio::select! {
+            r = &mut server => {
+                shutdown.cancel();
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut task).await;
+                r.map_err(Into::into)
+            }
+            r = &mut task => {
+                let stopped_alone = !shutdown.is_cancelled();
+                shutdown.cancel();
+                let _ = server.await;
+                match r {
+                    Ok(Ok(())) if !stopped_alone => Ok(()),
+                    Ok(Ok(())) => Err(anyhow::anyhow!("the kn-sock server stopped")),
+                    Ok(Err(e)) => Err(e.context("the kn-sock server failed")),
+                    Err(e) => Err(anyhow::anyhow!("the kn-sock server panicked: {e}")),
+                }
+            }
+        },
+    };
     shutdown.cancel();
     let _ = notifications.await;
     let _ = native.await;
-    Ok(())
+    result
 }
