@@ -9,7 +9,14 @@ run_transcode() { stack_bins && cargo run --release -q -p stream-bench --bin tra
 run_abr() { bash bench/abr.sh; }
 run_sessions() { cargo build --release -q --bins && stack_bins && cargo run --release -q -p stream-bench --bin sessions; }
 run_markers() { stack_bins && RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin markers; }
-run_tcp() { cargo build --release -q --bins && stack_bins && RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin tcp; }
+# The compatible mode vs kn-sock's server first; its figures join tcp's line.
+run_tcp() {
+  cargo build --release -q --bins && stack_bins
+  local knsock_out; knsock_out=$(mktemp)
+  RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin knsock | tee "$knsock_out"
+  KNSOCK_RESULT="$(tail -n 1 "$knsock_out")" RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin tcp
+  rm -f "$knsock_out"
+}
 run_knsock() { stack_bins && RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin knsock; }
 run_live() { stack_bins && RUST_LOG="${RUST_LOG:-warn}" cargo run --release -q -p stream-bench --bin live; }
 case "${1:-all}" in

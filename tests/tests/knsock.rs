@@ -271,3 +271,119 @@ async fn knsock_client_plays_and_bad_input_closes_only_its_connection() {
     );
     stack.stop().await;
 }
+
+fn knsock_play_args(
+    video: String,
+    audio: Option<String>,
+    control: Option<String>,
+) -> streamctl::play::Args {
+    streamctl::play::Args {
+        url: String::new(),
+        knsock: Some(video),
+        knsock_index: 0,
+        knsock_audio: audio,
+        knsock_control: control,
+        control: String::new(),
+        token: None,
+        rendition: None,
+        jitter_ms: 300,
+        seconds: Some(6.0),
+        no_decode: false,
+        output: None,
+        stats_ms: 0,
+        report_ms: 1000,
+    }
+}
+
+/// `streamctl play --knsock` both ways: from kn-sock 0.3.0's own
+/// `LiveStreamServer` (its default port layout: audio +1, control +10) and
+/// from the edge's compatible ports; the JPEGs decode with libav and audio
+/// chunks arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamctl_plays_from_knsocks_own_server_and_from_the_compatible_ports() {
+    // kn-sock's server on the sample (pyaudio stubbed: no sound device).
+    let python = knsock_python();
+    let dir = tempfile::tempdir().unwrap();
+    let port = loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = l.local_addr().unwrap().port();
+        let free = |q: u16| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok();
+        if p < 65_000 && free(p + 1) && free(p + 10) {
+            break p;
+        }
+    };
+    let script = format!(
+        "import sys, types, time\n\
+         sys.modules['pyaudio'] = types.SimpleNamespace(paInt16=8, PyAudio=None)\n\
+         from kn_sock.live_stream import LiveStreamServer\n\
+         s = LiveStreamServer([{path:?}], host='127.0.0.1', video_port={port}, audio_port={a}, control_port={c})\n\
+         s.start(); print('ready', flush=True)\n\
+         time.sleep(1e9)\n",
+        path = samples::path("bigbuckbunny.mp4").display().to_string(),
+        a = port + 1,
+        c = port + 10,
+    );
+    let mut peer = tokio::process::Command::new(&python)
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut ready = BufReader::new(peer.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(30), ready.read_line(&mut line))
+        .await
+        .expect("kn-sock's server starts")
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let s = streamctl::knsock::play(
+        &knsock_play_args(format!("127.0.0.1:{port}"), None, None),
+        &format!("127.0.0.1:{port}"),
+    )
+    .await
+    .expect("play from kn-sock's server");
+    println!(
+        "from kn-sock's server: {}",
+        serde_json::to_string(&s).unwrap()
+    );
+    assert!(s.frames >= 40, "frames {}", s.frames);
+    assert_eq!(s.decode_errors, 0);
+    assert!(s.decoded_frames + 5 >= s.frames);
+    assert!(s.width > 0);
+    assert!(s.audio_frames > 0, "audio chunks from kn-sock's audio port");
+    drop(peer);
+
+    // The edge's compatible ports.
+    let stack = Stack::start(StackOptions {
+        ladder: Some("480:1400k,240:400k".into()),
+        knsock: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    stack.ingest_ready("bigbuckbunny.mp4").await.unwrap();
+    let ports = stack.knsock.unwrap();
+    let args = knsock_play_args(
+        ports.video.to_string(),
+        Some(ports.audio.to_string()),
+        Some(ports.control.to_string()),
+    );
+    let s = streamctl::knsock::play(&args, &ports.video.to_string())
+        .await
+        .expect("play from the edge");
+    println!("from the edge: {}", serde_json::to_string(&s).unwrap());
+    assert!(s.frames >= 100, "frames {}", s.frames);
+    assert!(s.fps > 22.0, "fps {}", s.fps);
+    assert_eq!(s.decode_errors, 0);
+    assert!(s.decoded_frames + 5 >= s.frames);
+    assert!(s.audio_frames > 100, "audio chunks {}", s.audio_frames);
+    // Paced at real time (kn-sock's own server sends its WAV as fast as
+    // the socket takes it), 1024-frame chunks at 44.1 kHz.
+    let per_s = s.audio_frames as f64 / 6.0;
+    assert!(
+        per_s <= 1.2 * 44_100.0 / 1024.0,
+        "{per_s:.1} audio chunks/s"
+    );
+    stack.stop().await;
+}

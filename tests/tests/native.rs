@@ -86,6 +86,8 @@ fn play_args(stack: &Stack, id: &str, seconds: f64) -> streamctl::play::Args {
         url: format!("tcp://{}/{id}", stack.native),
         knsock: None,
         knsock_index: 0,
+        knsock_audio: None,
+        knsock_control: None,
         control: stack.control.clone(),
         token: None,
         rendition: None,

@@ -10,8 +10,10 @@
 //!   fps and no gap between two video frames exceeds 200 ms. Figures: the
 //!   largest passing N, edge CPU per client (ms of CPU per second) and per
 //!   delivered frame, edge memory per client.
-//! * **kn-sock compatible mode and kn-sock's own server**: see
-//!   `bench/knsock.sh` (run by `make bench BENCH=tcp` when present).
+//! * **kn-sock compatible mode and kn-sock's own server**: the `knsock`
+//!   bench runs first in `make bench BENCH=tcp` (same machine, same run);
+//!   its JSON line comes in `KNSOCK_RESULT` and its figures join this
+//!   line (`compat_*`, `knsock_*`).
 //! * **Live latency over the native stream**: a low-latency generator
 //!   channel; for each video frame a client receives, its arrival time −
 //!   the wall-clock time of its source frame (the channel's
@@ -468,6 +470,10 @@ async fn run() -> Result<()> {
     );
 
     let round = |v: f64| (v * 1000.0).round() / 1000.0;
+    let knsock: serde_json::Value = std::env::var("KNSOCK_RESULT")
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(serde_json::Value::Null);
     let line = serde_json::json!({
         "bench": "tcp",
         "native_max_clients": best.map(|s| s.clients),
@@ -478,11 +484,19 @@ async fn run() -> Result<()> {
         "native_min_fps": best.map(|s| round(s.min_fps)),
         "native_max_gap_ms": best.map(|s| round(s.max_gap_ms)),
         "native_frames_delivered": best.map(|s| s.frames),
+        "compat_clients_at_25fps": knsock["ours"]["clients_at_25fps"],
+        "compat_cpu_ms_per_frame": knsock["ours"]["cpu_ms_per_frame_at_capacity"],
+        "knsock_clients_at_25fps": knsock["knsock_0_3_0"]["clients_at_25fps"],
+        "knsock_cpu_ms_per_frame": knsock["knsock_0_3_0"]["cpu_ms_per_frame_best"],
+        "compat_vs_knsock_cpu_per_frame_ratio": knsock["cpu_per_frame_ratio"],
+        "compat_vs_knsock_clients_ratio": knsock["clients_ratio"],
         "live_latency_p50_s": round(p50),
         "live_latency_p99_s": round(p99),
         "targets": {
             "native_ge_1000_clients": best.is_some_and(|s| s.clients >= 1000),
             "live_p99_le_0_5_s": p99 <= 0.5,
+            "compat_cpu_le_1_50_of_knsock": knsock["cpu_per_frame_ratio"].as_f64().map(|r| r >= 50.0),
+            "compat_clients_ge_20x_knsock": knsock["clients_ratio"].as_f64().map(|r| r >= 20.0),
         },
     });
     println!("{line}");

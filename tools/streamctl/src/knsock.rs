@@ -90,8 +90,16 @@ pub async fn play(args: &Args, addr: &str) -> Result<Summary> {
         .write_all(format!("{{\"index\": {index}}}\n").as_bytes())
         .await?;
     // kn-sock's client connects audio, then control, after its selection.
-    let audio = TcpStream::connect(port_offset(addr, 1)?).await.ok();
-    let mut control = TcpStream::connect(port_offset(addr, 10)?).await.ok();
+    let audio_addr = match &args.knsock_audio {
+        Some(a) => a.clone(),
+        None => port_offset(addr, 1)?,
+    };
+    let control_addr = match &args.knsock_control {
+        Some(a) => a.clone(),
+        None => port_offset(addr, 10)?,
+    };
+    let audio = TcpStream::connect(&audio_addr).await.ok();
+    let mut control = TcpStream::connect(&control_addr).await.ok();
     if audio.is_none() {
         eprintln!("play: no audio port; video only");
     }

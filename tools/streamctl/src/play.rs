@@ -37,6 +37,12 @@ pub struct Args {
     /// With `--knsock`: the index to select from the offered videos.
     #[arg(long, default_value_t = 0)]
     pub knsock_index: usize,
+    /// With `--knsock`: the audio port's address (default: video port + 1).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub knsock_audio: Option<String>,
+    /// With `--knsock`: the control port's address (default: video port + 10).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub knsock_control: Option<String>,
     /// Control plane gRPC URL (sessions, feedback).
     #[arg(
         long,
