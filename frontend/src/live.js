@@ -42,8 +42,16 @@ function start() {
     video.play().catch(() => {});
     return;
   }
-  // Catch up to the target latency (PART-HOLD-BACK) by playing up to 1.5×.
-  const hls = new Hls({ lowLatencyMode: true, backBufferLength: 90, maxLiveSyncPlaybackRate: 1.5 });
+  // Catch up to the target latency (PART-HOLD-BACK) by playing up to 1.5×;
+  // each rebuffer raises the target by a quarter second (about a part),
+  // not hls.js's default full second, which alone would put a stream with
+  // 0.2 s parts at over 1.6 s behind live after one startup stall.
+  const hls = new Hls({
+    lowLatencyMode: true,
+    backBufferLength: 90,
+    maxLiveSyncPlaybackRate: 1.5,
+    liveSyncOnStallIncrease: 0.25,
+  });
   window.__hls = hls;
   window.__latency = samples;
   hls.on(Hls.Events.ERROR, (_, data) => {

@@ -20,6 +20,11 @@ pub struct VideoEncoderSettings {
     /// threads): frames leave the encoder as soon as they enter it, for the
     /// shortest glass-to-glass latency of live channels, at a bitrate cost.
     pub zero_latency: bool,
+    /// x264 sliced threads instead of frame threads (live channels): each
+    /// frame is split across threads, so threading adds no frames of
+    /// encoder delay (frame threads add one per thread, plus a synced
+    /// lookahead); rate control, B-frames and lookahead are unchanged.
+    pub sliced_threads: bool,
 }
 
 /// Open libx264 for one rung.
@@ -66,7 +71,14 @@ pub fn open_video_encoder(
     options.set("forced-idr", "1");
     options.set(
         "x264-params",
-        &format!("keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0"),
+        &format!(
+            "keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0{}",
+            if settings.sliced_threads {
+                ":sliced-threads=1"
+            } else {
+                ""
+            }
+        ),
     );
     let opened = open_checked(enc.0, codec, options, "libx264")?;
     Ok(ff::encoder::video::Encoder(ff::encoder::video::Video(

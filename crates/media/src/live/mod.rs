@@ -257,6 +257,7 @@ pub fn run_live(
         segment_duration_s: opts.segment_duration_s,
         threads: 0,
         zero_latency: opts.low_latency,
+        sliced_threads: true,
     };
     let x264 = ff::encoder::find_by_name("libx264")
         .ok_or_else(|| MediaError::Pipeline("libx264 encoder is not available".into()))?;

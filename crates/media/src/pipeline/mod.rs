@@ -243,6 +243,7 @@ pub fn transcode(
         segment_duration_s: opts.segment_duration_s,
         threads: opts.x264_threads,
         zero_latency: false,
+        sliced_threads: false,
     };
     let x264 = ff::encoder::find_by_name("libx264")
         .ok_or_else(|| MediaError::Pipeline("libx264 encoder is not available".into()))?;
