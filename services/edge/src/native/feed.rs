@@ -395,8 +395,7 @@ impl FeedHub {
                     .map_err(|e| format!("{}: {e}", spec.playlist))?;
             // Every listed part in order, with its position.
             let mut parts = Vec::new();
-            let mut msn = playlist.media_sequence();
-            for seg in playlist.segments() {
+            for (msn, seg) in (playlist.media_sequence()..).zip(playlist.segments()) {
                 for (j, p) in seg.parts.iter().enumerate() {
                     parts.push((
                         (msn, j),
@@ -406,7 +405,6 @@ impl FeedHub {
                         p.duration_s,
                     ));
                 }
-                msn += 1;
             }
             for (j, p) in playlist.open_segment().1.iter().enumerate() {
                 parts.push((
