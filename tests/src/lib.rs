@@ -721,3 +721,81 @@ pub fn fixture_dir() -> PathBuf {
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }
+
+/// kn-sock 0.3.0's own `LiveStreamServer` (the PyPI package in the venv
+/// that `scripts/deps.sh` makes; `KNSOCK_PYTHON` overrides the Python),
+/// playing `video`, with its default port layout: video `port`, audio
+/// `port + 1`, control `port + 10`. Killed when dropped.
+pub struct KnSockServer {
+    pub child: tokio::process::Child,
+    /// The video port's address.
+    pub video: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl KnSockServer {
+    /// The venv's Python.
+    pub fn python() -> std::path::PathBuf {
+        match std::env::var_os("KNSOCK_PYTHON") {
+            Some(p) => p.into(),
+            None => workspace_root().join(".cache/knsock-venv/bin/python"),
+        }
+    }
+
+    /// Start it on free ports and wait (30 s at most) until it listens.
+    pub async fn start(video: &Path) -> Result<KnSockServer> {
+        use tokio::io::AsyncBufReadExt;
+        let python = Self::python();
+        let dir = tempfile::tempdir()?;
+        let free = |q: u16| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok();
+        let mut port = 0;
+        for _ in 0..100 {
+            let p = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            if p < 65_000 && free(p + 1) && free(p + 10) {
+                port = p;
+                break;
+            }
+        }
+        if port == 0 {
+            bail!("no free ports for kn-sock's server");
+        }
+        // pyaudio is stubbed: no sound device here, and the server only
+        // names its constants.
+        let script = format!(
+            "import sys, types, time\n\
+             sys.modules['pyaudio'] = types.SimpleNamespace(paInt16=8, PyAudio=None)\n\
+             from kn_sock.live_stream import LiveStreamServer\n\
+             s = LiveStreamServer([{path:?}], host='127.0.0.1', video_port={port}, audio_port={a}, control_port={c})\n\
+             s.start(); print('ready', flush=True)\n\
+             time.sleep(1e9)\n",
+            path = video.display().to_string(),
+            a = port + 1,
+            c = port + 10,
+        );
+        let mut child = tokio::process::Command::new(&python)
+            .args(["-c", &script])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("{} (run scripts/deps.sh)", python.display()))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::io::BufReader::new(stdout).read_line(&mut line),
+        )
+        .await
+        .map_err(|_| anyhow!("kn-sock's server did not start within 30 s"))??;
+        if line.trim() != "ready" {
+            bail!("kn-sock's server did not start: {line:?}");
+        }
+        Ok(KnSockServer {
+            child,
+            video: format!("127.0.0.1:{port}").parse()?,
+            _dir: dir,
+        })
+    }
+}

@@ -301,42 +301,12 @@ fn knsock_play_args(
 /// chunks arrive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamctl_plays_from_knsocks_own_server_and_from_the_compatible_ports() {
-    // kn-sock's server on the sample (pyaudio stubbed: no sound device).
-    let python = knsock_python();
-    let dir = tempfile::tempdir().unwrap();
-    let port = loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = l.local_addr().unwrap().port();
-        let free = |q: u16| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok();
-        if p < 65_000 && free(p + 1) && free(p + 10) {
-            break p;
-        }
-    };
-    let script = format!(
-        "import sys, types, time\n\
-         sys.modules['pyaudio'] = types.SimpleNamespace(paInt16=8, PyAudio=None)\n\
-         from kn_sock.live_stream import LiveStreamServer\n\
-         s = LiveStreamServer([{path:?}], host='127.0.0.1', video_port={port}, audio_port={a}, control_port={c})\n\
-         s.start(); print('ready', flush=True)\n\
-         time.sleep(1e9)\n",
-        path = samples::path("bigbuckbunny.mp4").display().to_string(),
-        a = port + 1,
-        c = port + 10,
-    );
-    let mut peer = tokio::process::Command::new(&python)
-        .args(["-c", &script])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut ready = BufReader::new(peer.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(30), ready.read_line(&mut line))
+    // kn-sock's own server on the sample.
+    assert!(knsock_python().is_file());
+    let peer = stream_tests::KnSockServer::start(&samples::path("bigbuckbunny.mp4"))
         .await
-        .expect("kn-sock's server starts")
         .unwrap();
-    assert_eq!(line.trim(), "ready");
+    let port = peer.video.port();
     let s = streamctl::knsock::play(
         &knsock_play_args(format!("127.0.0.1:{port}"), None, None),
         &format!("127.0.0.1:{port}"),

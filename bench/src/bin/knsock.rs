@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use stream_bench::{cpu_seconds, RUSAGE_SELF};
-use stream_testkit::{samples, workspace_root};
+use stream_testkit::samples;
 use stream_tests::{Stack, StackOptions};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -197,42 +197,11 @@ async fn main() -> Result<()> {
         let n = args.get(4).ok_or_else(|| anyhow!("n"))?.parse()?;
         return load(addr, name, n).await;
     }
-    let python = std::env::var_os("KNSOCK_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".cache/knsock-venv/bin/python"));
 
     // kn-sock 0.3.0's server on the sample.
-    let dir = tempfile::tempdir()?;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
-    let script = format!(
-        "import sys, types, time\n\
-         sys.modules['pyaudio'] = types.SimpleNamespace(paInt16=8, PyAudio=None)\n\
-         from kn_sock.live_stream import LiveStreamServer\n\
-         s = LiveStreamServer([{path:?}], host='127.0.0.1', video_port={port}, audio_port={a}, control_port={c})\n\
-         s.start(); print('ready', flush=True)\n\
-         time.sleep(1e9)\n",
-        path = samples::path(samples::BIG_BUCK_BUNNY).display().to_string(),
-        a = port + 1,
-        c = port + 2,
-    );
-    let mut peer = tokio::process::Command::new(&python)
-        .args(["-c", &script])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("{} (run scripts/deps.sh)", python.display()))?;
-    let mut ready = BufReader::new(peer.stdout.take().ok_or_else(|| anyhow!("stdout"))?);
-    let mut line = String::new();
-    ready.read_line(&mut line).await?;
-    if line.trim() != "ready" {
-        bail!("kn-sock server did not start: {line:?}");
-    }
-    let pid = peer.id().ok_or_else(|| anyhow!("kn-sock pid"))?;
-    let peer_addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let peer = stream_tests::KnSockServer::start(&samples::path(samples::BIG_BUCK_BUNNY)).await?;
+    let pid = peer.child.id().ok_or_else(|| anyhow!("kn-sock pid"))?;
+    let peer_addr: SocketAddr = peer.video;
     let (peer_rows, peer_capacity, _) = sweep(
         "kn-sock",
         peer_addr,
