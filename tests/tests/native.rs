@@ -123,7 +123,8 @@ async fn vod_plays_over_the_native_stream_and_refusals_are_typed() {
     );
     assert!(s.width > 0 && s.height > 0);
     assert!(s.audio_frames > 100, "audio frames {}", s.audio_frames);
-    assert!(s.av_sync_ms_max < 250.0, "A/V skew {} ms", s.av_sync_ms_max);
+    // Audio waits for its video at the edge, at most 0.5 s (AUDIO_HOLD).
+    assert!(s.av_sync_ms_max < 600.0, "A/V skew {} ms", s.av_sync_ms_max);
     assert_eq!(s.stalls, 0);
     assert_eq!(s.resyncs, 0);
     assert!(s.markers >= 1, "the marker snapshot frame");
@@ -471,7 +472,7 @@ async fn a_live_channel_plays_over_the_native_stream() {
     assert_eq!(s.decode_errors, 0);
     assert!(s.decoded_frames + 5 >= s.frames);
     assert!(s.audio_frames > 50, "audio {}", s.audio_frames);
-    assert!(s.av_sync_ms_max < 500.0, "A/V skew {} ms", s.av_sync_ms_max);
+    assert!(s.av_sync_ms_max < 600.0, "A/V skew {} ms", s.av_sync_ms_max);
     assert_eq!(s.resyncs, 0);
     stack.stop().await;
 }

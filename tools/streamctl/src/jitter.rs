@@ -150,22 +150,24 @@ mod tests {
     #[test]
     fn waits_for_depth_then_plays_at_pts_pace() {
         let mut j = JitterBuffer::new(200);
-        // 40 ms frames (3600 ticks) arriving in real time from t = 0.
-        for i in 0..5 {
+        // 40 ms frames (3600 ticks) arriving in real time from t = 0:
+        // 160 ms buffered after four, still filling.
+        for i in 0..4 {
             j.push(i * 3600, 3600, i, i as f64 * 40.0);
             assert!(j.poll(i as f64 * 40.0).is_empty(), "still filling at {i}");
         }
-        // 200 ms buffered at t = 160: playout starts with frame 0.
-        j.push(5 * 3600, 3600, 5, 200.0);
-        let due = j.poll(200.0);
+        // The fifth makes 200 ms: playout starts with frame 0.
+        j.push(4 * 3600, 3600, 4, 160.0);
+        let due = j.poll(160.0);
         assert_eq!(due.iter().map(|e| e.item).collect::<Vec<_>>(), vec![0]);
         assert!(j.playing());
-        let due = j.poll(280.0);
+        // 80 ms later the clock is at 7200 ticks: frames 1 and 2 are due.
+        let due = j.poll(240.0);
         assert_eq!(due.iter().map(|e| e.item).collect::<Vec<_>>(), vec![1, 2]);
         assert!(
-            (j.level_ms(280.0) - 160.0).abs() < 1.0,
+            (j.level_ms(240.0) - 120.0).abs() < 1.0,
             "{}",
-            j.level_ms(280.0)
+            j.level_ms(240.0)
         );
         assert_eq!(j.stalls, 0);
     }

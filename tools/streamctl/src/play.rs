@@ -77,6 +77,9 @@ pub struct Args {
     pub report_ms: u64,
 }
 
+/// Time after the welcome before A/V sync is measured.
+pub const AV_WARMUP: Duration = Duration::from_secs(2);
+
 /// The final figures (one JSON line on stdout).
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Summary {
@@ -87,7 +90,9 @@ pub struct Summary {
     pub stalls: u64,
     pub stall_ms: f64,
     pub rendition_switches: u64,
-    /// Largest |audio PTS − video PTS| of frames arriving together, ms.
+    /// Largest |audio PTS − video PTS| of frames arriving together, ms,
+    /// after the first [`AV_WARMUP`] (joining sends a burst from the last
+    /// keyframe).
     pub av_sync_ms_max: f64,
     /// Times the frame reader lost sync and scanned for the magic.
     pub resyncs: u64,
@@ -377,7 +382,7 @@ pub async fn play(args: &Args) -> Result<Summary> {
                         o.write_all(&f.payload)?;
                     }
                     last_video_pts = Some(f.pts);
-                    if let Some(a) = last_audio_pts {
+                    if let (Some(a), true) = (last_audio_pts, started.elapsed() >= AV_WARMUP) {
                         s.av_sync_ms_max = s.av_sync_ms_max.max((a - f.pts).abs() as f64 / 90.0);
                     }
                     jitter.push(f.pts, f.duration, f.payload, ms(now));
@@ -391,7 +396,7 @@ pub async fn play(args: &Args) -> Result<Summary> {
                         d.submit(&f.payload);
                     }
                     last_audio_pts = Some(f.pts);
-                    if let Some(v) = last_video_pts {
+                    if let (Some(v), true) = (last_video_pts, started.elapsed() >= AV_WARMUP) {
                         s.av_sync_ms_max = s.av_sync_ms_max.max((f.pts - v).abs() as f64 / 90.0);
                     }
                 }

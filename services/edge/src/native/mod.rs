@@ -213,13 +213,17 @@ impl NativeServer {
         };
         self.stats.sessions_opened.fetch_add(1, Ordering::Relaxed);
         info!(%peer, session = %plan.session_id, video = %plan.video.id, "native session opened");
-        let reason = self.stream(plan, &mut reader, &mut wr, &shutdown).await;
+        let session_id = plan.session_id.clone();
+        let mut skipped = 0u64;
+        let reason = self
+            .stream(plan, &mut reader, &mut wr, &shutdown, &mut skipped)
+            .await;
         let end = Control::End {
             reason: reason.clone(),
         };
         let _ = self.write(&mut wr, &end.to_frame().encode()).await;
         let _ = wr.shutdown().await;
-        debug!(%peer, %reason, "native session ended");
+        info!(%peer, session = %session_id, %reason, frames_skipped = skipped, "native session ended");
     }
 
     async fn write(&self, wr: &mut OwnedWriteHalf, bytes: &Bytes) -> Result<(), String> {
@@ -388,6 +392,7 @@ impl NativeServer {
         reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, FrameDecoder>,
         wr: &mut OwnedWriteHalf,
         shutdown: &CancellationToken,
+        skipped: &mut u64,
     ) -> String {
         let welcome = Control::Welcome {
             session_id: plan.session_id.clone(),
@@ -492,6 +497,7 @@ impl NativeServer {
                         Ok(FeedItem::End(reason)) => return reason.to_string(),
                         Err(RecvError::Lagged(n)) => {
                             self.stats.frames_skipped.fetch_add(n, Ordering::Relaxed);
+                            *skipped += n;
                             s.need_key = true;
                             s.discontinuity = true;
                         }
@@ -519,6 +525,7 @@ impl NativeServer {
                         Some(Ok(FeedItem::Media(f))) => s.queue_audio(f),
                         Some(Err(RecvError::Lagged(n))) => {
                             self.stats.frames_skipped.fetch_add(n, Ordering::Relaxed);
+                            *skipped += n;
                         }
                         Some(Ok(FeedItem::End(_)) | Err(RecvError::Closed)) => audio = None,
                         None => {}
