@@ -594,15 +594,7 @@ fn audio_thread(path: &Path, ctx: &ThreadCtx) -> Result<(), MediaError> {
                 if decoded.samples() == 0 || decoded.rate() == 0 {
                     continue;
                 }
-                if decoded.channel_layout().is_empty() {
-                    let channels = decoded.channels();
-                    decoded.set_channel_layout(ff::ChannelLayout::default(i32::from(channels)));
-                }
-                let shape = (
-                    decoded.rate(),
-                    decoded.format(),
-                    decoded.channel_layout().bits(),
-                );
+                let shape = crate::pipeline::audio::frame_shape(&mut decoded);
                 if resampler.as_ref().map(|r| r.1) != Some(shape) {
                     if resampler.is_some() {
                         return Err(MediaError::Invalid(

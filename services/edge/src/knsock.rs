@@ -894,6 +894,16 @@ async fn video_conn(
     drop(guard);
 }
 
+/// The audio of `session`'s selected video: the stream, its chunks and
+/// this subscriber's drop counter.
+async fn audio_of(
+    session: &Session,
+) -> Result<(Arc<VideoStream>, mpsc::Receiver<Bytes>, Arc<AtomicU64>), String> {
+    let stream = session.selection().await?;
+    let (rx, drops) = stream.subscribe_audio()?;
+    Ok((stream, rx, drops))
+}
+
 #[tracing::instrument(name = "knsock_audio", skip_all, fields(peer = %peer))]
 async fn audio_conn(
     shared: Arc<Shared>,
@@ -910,11 +920,7 @@ async fn audio_conn(
         .await;
     };
     let mut lines = FramedRead::new(rd, LinesCodec::new_with_max_length(MAX_LINE));
-    let mut stream = match session.selection().await {
-        Ok(s) => s,
-        Err(reason) => return close_with(&mut wr, &reason).await,
-    };
-    let (mut rx, mut drops) = match stream.subscribe_audio() {
+    let (mut stream, mut rx, mut drops) = match audio_of(&session).await {
         Ok(x) => x,
         Err(reason) => return close_with(&mut wr, &reason).await,
     };
@@ -953,14 +959,7 @@ async fn audio_conn(
                         break;
                     };
                     session = s;
-                    stream = match session.selection().await {
-                        Ok(s) => s,
-                        Err(reason) => {
-                            close_with(&mut wr, &reason).await;
-                            break;
-                        }
-                    };
-                    (rx, drops) = match stream.subscribe_audio() {
+                    (stream, rx, drops) = match audio_of(&session).await {
                         Ok(x) => x,
                         Err(reason) => {
                             close_with(&mut wr, &reason).await;

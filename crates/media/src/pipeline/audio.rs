@@ -126,15 +126,7 @@ pub(crate) fn audio_stage_run(
             if decoded.samples() == 0 {
                 continue;
             }
-            if decoded.channel_layout().is_empty() {
-                let channels = decoded.channels();
-                decoded.set_channel_layout(ff::ChannelLayout::default(i32::from(channels)));
-            }
-            let shape = (
-                decoded.rate(),
-                decoded.format(),
-                decoded.channel_layout().bits(),
-            );
+            let shape = frame_shape(&mut decoded);
             if graph.is_none() {
                 graph = Some(audio_graph(&decoded, out_rate, frame_size, fill_gaps)?);
                 first_shape = Some(shape);
@@ -189,6 +181,21 @@ pub(crate) fn audio_stage_run(
     tx.send(PacketMsg::End { track })
         .map_err(|_| MediaError::Pipeline("packager stopped".into()))?;
     Ok(())
+}
+
+/// A decoded audio frame's shape: (sample rate Hz, sample format, channel
+/// layout bits). A frame without a layout (some decoders leave it unset)
+/// gets the default layout of its channel count first.
+pub(crate) fn frame_shape(decoded: &mut ff::frame::Audio) -> (u32, ff::format::Sample, u64) {
+    if decoded.channel_layout().is_empty() {
+        let channels = decoded.channels();
+        decoded.set_channel_layout(ff::ChannelLayout::default(i32::from(channels)));
+    }
+    (
+        decoded.rate(),
+        decoded.format(),
+        decoded.channel_layout().bits(),
+    )
 }
 
 fn audio_graph(
